@@ -1,0 +1,33 @@
+"""Bounded, leak-proof pools of expensive resources, for asyncio and threads.
+
+``AsyncPool`` and ``ThreadPool`` create resources on demand up to
+``pool_size``, hand each to one holder at a time, check, reset and recycle
+them, and release every one they made exactly once.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from escudeiro_pools._async_pool import AsyncPool
+from escudeiro_pools._errors import PoolClosed, PoolError, PoolTimeout
+from escudeiro_pools._lease import AsyncLease, ThreadLease
+from escudeiro_pools._stats import PoolStats
+from escudeiro_pools._thread_pool import ThreadPool
+
+try:
+    __version__ = version("escudeiro-pools")
+except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    __version__ = "0+unknown"
+
+__all__ = [
+    "AsyncLease",
+    "AsyncPool",
+    "PoolClosed",
+    "PoolError",
+    "PoolStats",
+    "PoolTimeout",
+    "ThreadLease",
+    "ThreadPool",
+    "__version__",
+]

@@ -1,0 +1,203 @@
+"""Leases: one checkout, returned exactly once, as a context manager.
+
+A lease is also a one-shot generator, because FastAPI drives a yield
+dependency through ``contextlib.(async)contextmanager(pool.lease)``: the first
+step acquires, the second (or ``throw``) gives the resource back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from escudeiro_pools._errors import PoolError
+
+if TYPE_CHECKING:
+    from escudeiro_pools._async_pool import AsyncPool
+    from escudeiro_pools._core import Slot
+    from escudeiro_pools._thread_pool import ThreadPool
+
+__all__ = [
+    "AsyncLease",
+    "ThreadLease",
+    "presents_as_async_generator",
+    "presents_as_generator",
+]
+
+T = TypeVar("T")
+_get_running_loop = asyncio.get_running_loop
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def presents_as_async_generator(method: F) -> F:
+    """Let FastAPI see ``method`` as an async generator function with no parameters.
+
+    FastAPI (and ``inspect.signature``) follow ``__wrapped__``; the twin is
+    only inspected, never called.
+    """
+
+    async def twin(self: object) -> AsyncIterator[Any]:  # pragma: no cover
+        yield None
+
+    twin.__name__ = twin.__qualname__ = method.__name__
+    method.__wrapped__ = twin  # type: ignore[attr-defined]
+    return method
+
+
+def presents_as_generator(method: F) -> F:
+    """Like ``presents_as_async_generator``, for sync endpoints (``ThreadPool``)."""
+
+    def twin(self: object) -> Iterator[Any]:  # pragma: no cover
+        yield None
+
+    twin.__name__ = twin.__qualname__ = method.__name__
+    method.__wrapped__ = twin  # type: ignore[attr-defined]
+    return method
+
+
+def _as_exception(
+    typ: type[BaseException] | BaseException, val: object, tb: TracebackType | None
+) -> BaseException:
+    if isinstance(typ, BaseException):
+        return typ
+    if isinstance(val, BaseException):
+        return val
+    exc = typ() if val is None else typ(val)
+    return exc.with_traceback(tb) if tb is not None else exc
+
+
+def _entered_twice() -> PoolError:
+    return PoolError("a lease can be entered once; call pool.lease() again for a new one")
+
+
+class AsyncLease(Generic[T]):
+    """``async with pool.lease() as resource:`` — see ``AsyncPool.lease``."""
+
+    __slots__ = ("_entered", "_pool", "_serial", "_slot")
+
+    def __init__(self, pool: AsyncPool[T]) -> None:
+        self._pool = pool
+        self._slot: Slot[T] | None = None
+        self._serial = 0
+        self._entered = False
+
+    async def __aenter__(self) -> T:
+        if self._entered:
+            raise _entered_twice()
+        self._entered = True
+        pool = self._pool
+        slot = pool._take_ready() if pool._loop is _get_running_loop() else None
+        if slot is None:
+            slot = await pool._checkout()
+        self._slot = slot
+        self._serial = slot.serial
+        return slot.resource
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        slot = self._slot
+        if slot is None:
+            return
+        self._slot = None
+        if not slot.leased or slot.serial != self._serial:
+            return  # released or discarded inside the block
+        if exc_type is None or issubclass(exc_type, Exception):
+            await self._pool._return(slot)
+        else:
+            # Cancelled or interrupted: the resource may be mid-operation.
+            self._pool._discard_slot(slot)
+
+    # The async generator protocol, for FastAPI's Depends(pool.lease).
+
+    def __aiter__(self) -> AsyncLease[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if not self._entered:
+            return await self.__aenter__()
+        await self.__aexit__(None, None, None)
+        raise StopAsyncIteration
+
+    async def asend(self, value: object) -> T:
+        return await self.__anext__()
+
+    async def athrow(
+        self,
+        typ: type[BaseException] | BaseException,
+        val: object = None,
+        tb: TracebackType | None = None,
+    ) -> T:
+        error = _as_exception(typ, val, tb)
+        await self.__aexit__(type(error), error, error.__traceback__)
+        raise error
+
+    async def aclose(self) -> None:
+        await self.__aexit__(None, None, None)
+
+
+class ThreadLease(Generic[T]):
+    """``with pool.lease() as resource:`` — see ``ThreadPool.lease``."""
+
+    __slots__ = ("_entered", "_pool", "_serial", "_slot")
+
+    def __init__(self, pool: ThreadPool[T]) -> None:
+        self._pool = pool
+        self._slot: Slot[T] | None = None
+        self._serial = 0
+        self._entered = False
+
+    def __enter__(self) -> T:
+        if self._entered:
+            raise _entered_twice()
+        self._entered = True
+        slot = self._pool._checkout()
+        self._slot = slot
+        self._serial = slot.serial
+        return slot.resource
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        slot = self._slot
+        if slot is None:
+            return
+        self._slot = None
+        self._pool._return_from_lease(
+            slot, self._serial, exc_type is None or issubclass(exc_type, Exception)
+        )
+
+    # The generator protocol, for FastAPI's Depends(thread_pool.lease).
+
+    def __iter__(self) -> ThreadLease[T]:
+        return self
+
+    def __next__(self) -> T:
+        if not self._entered:
+            return self.__enter__()
+        self.__exit__(None, None, None)
+        raise StopIteration
+
+    def send(self, value: object) -> T:
+        return self.__next__()
+
+    def throw(
+        self,
+        typ: type[BaseException] | BaseException,
+        val: object = None,
+        tb: TracebackType | None = None,
+    ) -> T:
+        error = _as_exception(typ, val, tb)
+        self.__exit__(type(error), error, error.__traceback__)
+        raise error
+
+    def close(self) -> None:
+        self.__exit__(None, None, None)
