@@ -72,7 +72,7 @@ def check_not_async(option: str, value: Callable[..., Any] | None) -> None:
     """Refuse coroutine functions where the thread pool would call them blindly."""
     if value is None:
         return
-    target = value.__call__ if not inspect.isroutine(value) else value  # type: ignore[operator]
+    target = value if inspect.isroutine(value) else getattr(value, "__call__", value)  # noqa: B004
     if inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target):
         raise TypeError(
             f"ThreadPool {option} must be a plain function, got the async function "
@@ -96,8 +96,8 @@ def is_lifo(queue_class: object, lifo: type, fifo: type, pool_kind: str) -> bool
             return True
         if queue_class is fifo:
             return False
+    package = lifo.__module__.split(".")[0]
     raise TypeError(
-        f"{pool_kind} queue_class must be {lifo.__module__}.{lifo.__name__} "
-        f"(most recently used first) or {fifo.__module__}.{fifo.__name__} (oldest first), "
-        f"got {queue_class!r}"
+        f"{pool_kind} queue_class must be {package}.{lifo.__name__} (most recently used "
+        f"first) or {package}.{fifo.__name__} (oldest first), got {queue_class!r}"
     )

@@ -75,6 +75,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         self._releaser = check_callable("releaser", releaser)
         self._check = check_callable("check", check, allow_none=True)
         self._reset = check_callable("reset", reset, allow_none=True)
+        check_callable("alive", alive, allow_none=True)
         for option, value in (
             ("factory", factory),
             ("releaser", releaser),

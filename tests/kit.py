@@ -1,0 +1,256 @@
+"""One async face over both pools, so one contract suite runs against each.
+
+``ThreadPool`` calls go through a worker thread: the thread pool really
+blocks in a worker thread while the test awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from escudeiro_pools import AsyncPool, PoolStats, ThreadPool
+
+_ids = itertools.count(1)
+
+
+class Resource:
+    """A stand-in for a connection: knows how often it was released."""
+
+    def __init__(self) -> None:
+        self.id = next(_ids)
+        self.released = 0
+        self.broken = False
+        self.dirty = False
+
+    def __repr__(self) -> str:
+        return f"<Resource {self.id}>"
+
+
+class FakeClock:
+    """A clock tests move by hand, so ages pass without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Ledger:
+    """Makes and releases resources, and remembers everything it did."""
+
+    made: list[Resource] = field(default_factory=list)
+    factory_failures: int = 0
+    releaser_failures: int = 0
+    factory_delay: float = 0.0
+    releaser_delay: float = 0.0
+    returns_not_awaitable: bool = False
+
+    def make(self) -> Resource:
+        if self.factory_failures:
+            self.factory_failures -= 1
+            raise ConnectionError("factory failed")
+        resource = Resource()
+        self.made.append(resource)
+        return resource
+
+    def release(self, resource: Resource) -> None:
+        resource.released += 1
+        if self.releaser_failures:
+            self.releaser_failures -= 1
+            raise OSError("releaser failed")
+
+    @property
+    def live(self) -> list[Resource]:
+        return [r for r in self.made if not r.released]
+
+    def assert_released_once(self) -> None:
+        counts = {r.id: r.released for r in self.made}
+        assert all(n == 1 for n in counts.values()), counts
+
+
+class Kit:
+    """Builds and drives a pool of one flavour with one async API."""
+
+    flavour: str
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def pool(self, **options: Any) -> Any:
+        raise NotImplementedError
+
+    async def acquire(self, pool: Any, *args: Any, **kwargs: Any) -> Resource:
+        raise NotImplementedError
+
+    async def release(self, pool: Any, resource: Resource) -> None:
+        raise NotImplementedError
+
+    async def discard(self, pool: Any, resource: Resource) -> None:
+        raise NotImplementedError
+
+    async def prefill(self, pool: Any, count: int | None = None) -> None:
+        raise NotImplementedError
+
+    async def dispose(self, pool: Any) -> None:
+        raise NotImplementedError
+
+    async def close(self, pool: Any, timeout: float | None = 5.0) -> None:
+        raise NotImplementedError
+
+    async def open(self, pool: Any) -> None:
+        raise NotImplementedError
+
+    def lease(self, pool: Any) -> Any:
+        raise NotImplementedError
+
+    def stats(self, pool: Any) -> PoolStats:
+        stats: PoolStats = pool.stats()
+        return stats
+
+    async def settle(self, pool: Any) -> None:
+        """Let background releasers finish."""
+        for _ in range(200):
+            stats = self.stats(pool)
+            if not stats.releasing and not stats.creating:
+                return
+            await asyncio.sleep(0.005)
+
+
+class AsyncKit(Kit):
+    flavour = "async"
+
+    def pool(self, **options: Any) -> AsyncPool[Resource]:
+        ledger = self.ledger
+
+        async def factory() -> Resource:
+            if ledger.factory_delay:
+                await asyncio.sleep(ledger.factory_delay)
+            return ledger.make()
+
+        async def releaser(resource: Resource) -> None:
+            if ledger.releaser_delay:
+                await asyncio.sleep(ledger.releaser_delay)
+            ledger.release(resource)
+
+        for key in ("check", "reset"):
+            if key in options and not inspect.iscoroutinefunction(options[key]):
+                options[key] = _as_async(options[key])
+        return AsyncPool(
+            options.pop("factory", factory), options.pop("releaser", releaser), **options
+        )
+
+    async def acquire(self, pool: Any, *args: Any, **kwargs: Any) -> Resource:
+        resource: Resource = await pool.acquire(*args, **kwargs)
+        return resource
+
+    async def release(self, pool: Any, resource: Resource) -> None:
+        await pool.release(resource)
+
+    async def discard(self, pool: Any, resource: Resource) -> None:
+        await pool.discard(resource)
+
+    async def prefill(self, pool: Any, count: int | None = None) -> None:
+        await pool.prefill(count)
+
+    async def dispose(self, pool: Any) -> None:
+        await pool.dispose()
+
+    async def close(self, pool: Any, timeout: float | None = 5.0) -> None:
+        await pool.close(timeout)
+
+    async def open(self, pool: Any) -> None:
+        await pool.open()
+
+    def lease(self, pool: Any) -> Any:
+        return pool.lease()
+
+
+class ThreadKit(Kit):
+    flavour = "thread"
+
+    # Enough threads that blocked acquirers never starve the returns.
+    executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="kit")
+
+    async def _run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, partial(function, *args, **kwargs))
+
+    def pool(self, **options: Any) -> ThreadPool[Resource]:
+        ledger = self.ledger
+
+        def factory() -> Resource:
+            if ledger.factory_delay:
+                time.sleep(ledger.factory_delay)
+            return ledger.make()
+
+        def releaser(resource: Resource) -> None:
+            if ledger.releaser_delay:
+                time.sleep(ledger.releaser_delay)
+            ledger.release(resource)
+
+        options.pop("releaser_timeout", None)
+        if "queue_class" in options:
+            import queue
+
+            options["queue_class"] = {
+                asyncio.LifoQueue: queue.LifoQueue,
+                asyncio.Queue: queue.Queue,
+            }[options["queue_class"]]
+        return ThreadPool(
+            options.pop("factory", factory), options.pop("releaser", releaser), **options
+        )
+
+    async def acquire(self, pool: Any, *args: Any, **kwargs: Any) -> Resource:
+        resource: Resource = await self._run(pool.acquire, *args, **kwargs)
+        return resource
+
+    async def release(self, pool: Any, resource: Resource) -> None:
+        await self._run(pool.release, resource)
+
+    async def discard(self, pool: Any, resource: Resource) -> None:
+        await self._run(pool.discard, resource)
+
+    async def prefill(self, pool: Any, count: int | None = None) -> None:
+        await self._run(pool.prefill, count)
+
+    async def dispose(self, pool: Any) -> None:
+        await self._run(pool.dispose)
+
+    async def close(self, pool: Any, timeout: float | None = 5.0) -> None:
+        await self._run(pool.close, timeout)
+
+    async def open(self, pool: Any) -> None:
+        await self._run(pool.open)
+
+    @asynccontextmanager
+    async def lease(self, pool: Any) -> AsyncIterator[Resource]:
+        lease = pool.lease()
+        resource = await self._run(lease.__enter__)
+        try:
+            yield resource
+        except BaseException as exc:
+            await self._run(lease.__exit__, type(exc), exc, exc.__traceback__)
+            raise
+        else:
+            await self._run(lease.__exit__, None, None, None)
+
+
+def _as_async(function: Callable[[Resource], Any]) -> Callable[[Resource], Any]:
+    async def wrapper(resource: Resource) -> Any:
+        return function(resource)
+
+    return wrapper
