@@ -1,0 +1,58 @@
+"""The httpx recipes against a real uvicorn server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from integrations.httpx import client_pool, sync_client_pool
+from tests.servers import serve
+
+
+async def _echo(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(request.headers.get("x-tag", "none"))
+
+
+_app = Starlette(routes=[Route("/", _echo)])
+
+
+def test_client_pool_bounds_and_reuses_clients() -> None:
+    with serve(_app) as url:
+
+        async def drive() -> None:
+            pool = client_pool(pool_size=3, base_url=url, headers={"x-tag": "pooled"})
+            async with pool:
+                seen: set[int] = set()
+
+                async def call() -> str:
+                    async with pool.lease() as client:
+                        seen.add(id(client))
+                        return (await client.get("/")).text
+
+                results = await asyncio.gather(*(call() for _ in range(30)))
+                assert set(results) == {"pooled"}
+                assert len(seen) <= 3
+                async with pool.lease() as client:
+                    await client.aclose()  # a closed client is discarded on return
+                await asyncio.sleep(0.01)
+                assert pool.stats().check_failures == 1
+            assert pool.stats().size == 0
+            assert pool.stats().created == pool.stats().destroyed
+
+        asyncio.run(drive())
+
+
+def test_sync_client_pool_in_threads() -> None:
+    with serve(_app) as url:
+        pool = sync_client_pool(pool_size=2, base_url=url)
+        with pool:
+            with pool.lease() as client:
+                assert isinstance(client, httpx.Client)
+                assert client.get("/").text == "none"
+            assert pool.stats().idle == 2
+        assert pool.stats().size == 0
