@@ -19,10 +19,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from escudeiro_pools import AsyncPool
+from examples.serving import serve
 from integrations.asyncpg import connection_pool
 from integrations.fastapi import add_pool_timeout_handler, lifespan, stats_router
 from tests.kit import Ledger, Resource, ThreadKit
-from tests.servers import serve
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from examples.serving import serve
 from integrations.httpx import client_pool, sync_client_pool
-from tests.servers import serve
 
 
 async def _echo(request: Request) -> PlainTextResponse:

@@ -1,0 +1,76 @@
+"""A FastAPI app on the asyncpg recipe: a notes table and a few endpoints.
+
+DATABASE_URL=postgresql://... uvicorn --factory examples.fastapi_asyncpg:app_from_env
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the local `Conn` alias.
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, FastAPI, HTTPException
+from pydantic import BaseModel
+
+from integrations.asyncpg import connection_pool
+from integrations.fastapi import add_pool_timeout_handler, lifespan, stats_router
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS notes (
+    id serial PRIMARY KEY,
+    body text NOT NULL,
+    created timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+class NoteIn(BaseModel):
+    body: str
+
+
+def create_app(dsn: str, *, pool_size: int = 10) -> FastAPI:
+    pool = connection_pool(dsn, pool_size=pool_size, name="notes-api", acquire_timeout=5)
+    Conn = Annotated[asyncpg.Connection, Depends(pool.lease)]
+
+    async def create_schema() -> None:
+        async with pool.lease() as conn:
+            await conn.execute(SCHEMA)
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await create_schema()
+        yield
+
+    app = FastAPI(title="notes", lifespan=lifespan(app_lifespan, db=pool))
+    add_pool_timeout_handler(app)
+    app.include_router(stats_router(db=pool))
+    app.state.pool = pool
+
+    @app.post("/notes", status_code=201)
+    async def add_note(note: NoteIn, conn: Conn) -> dict[str, Any]:
+        row = await conn.fetchrow(
+            "INSERT INTO notes (body) VALUES ($1) RETURNING id, body", note.body
+        )
+        return dict(row)
+
+    @app.get("/notes/{note_id}")
+    async def get_note(note_id: int, conn: Conn) -> dict[str, Any]:
+        row = await conn.fetchrow("SELECT id, body FROM notes WHERE id = $1", note_id)
+        if row is None:
+            raise HTTPException(404, "no such note")
+        return dict(row)
+
+    @app.get("/notes")
+    async def count_notes(conn: Conn) -> dict[str, int]:
+        return {"count": await conn.fetchval("SELECT count(*) FROM notes")}
+
+    @app.get("/health")
+    async def health(conn: Conn) -> dict[str, bool]:
+        return {"ok": await conn.fetchval("SELECT true")}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    return create_app(os.environ["DATABASE_URL"])
