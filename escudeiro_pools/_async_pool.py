@@ -109,11 +109,10 @@ class AsyncPool(PoolCore[T, _Waiter]):
             has_check=check is not None,
             check_after_idle=check_seconds("check_after_idle", check_after_idle),
             alive=check_callable("alive", alive, allow_none=True),
+            has_reset=reset is not None,
             leak_timeout=check_optional_seconds("leak_timeout", leak_timeout),
             clock=check_callable("clock", clock),
         )
-        # Returns need the slow path only for options that act on them.
-        self._plain_return = reset is None and alive is None and max_idle is None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[BaseException | None]] = set()
         self._drain: list[asyncio.Future[None]] = []
@@ -133,9 +132,25 @@ class AsyncPool(PoolCore[T, _Waiter]):
             PoolError: the pool is bound to another running event loop.
             Exception: whatever the factory raised creating a resource.
         """
-        if self._loop is _get_running_loop():
-            slot = self._take_ready()
-            if slot is not None:
+        # The hot path, inlined: an idle resource that needs no awaited work.
+        idle = self._idle
+        if idle and self._loop is _get_running_loop():
+            slot = idle[-1] if self._lifo else idle[0]
+            if (
+                self._plain
+                or (self._recycle_only and self._clock() < slot.expires_at)
+                or self._verdict(slot) is None
+            ):
+                if self._lifo:
+                    idle.pop()
+                else:
+                    idle.popleft()
+                slot.leased = True
+                slot.serial += 1
+                self._in_use += 1
+                self._acquired += 1
+                if self._leak_timeout is not None:
+                    self._watch_leak(slot)
                 return slot.resource
         return (await self._checkout(timeout)).resource
 
@@ -273,16 +288,16 @@ class AsyncPool(PoolCore[T, _Waiter]):
         """
         slot = self._slots.get(id(resource))
         if slot is None or slot.resource is not resource or not slot.leased:
-            self._leased_slot(resource)
-            return
-        await self._return(slot)
+            slot = self._leased_slot(resource)
+        if not self._put_back_ready(slot):
+            await self._return(slot)
+
+    def _discard_stale(self, slot: Slot[T]) -> None:
+        self._destroy(slot)
 
     async def _return(self, slot: Slot[T]) -> None:
+        """Return a leased slot through ``reset`` and the ``alive`` test."""
         self._unlend(slot)
-        if self._plain_return:
-            if not self._accept(slot):
-                self._destroy(slot)
-            return
         resource = slot.resource
         try:
             if self._reset is not None:

@@ -9,6 +9,7 @@ A resource's capacity is given back in exactly one place per path:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import weakref
 from collections import deque
@@ -55,6 +56,7 @@ class Slot(Generic[T]):
 
     __slots__ = (
         "created_at",
+        "expires_at",
         "generation",
         "leak_timer",
         "leased",
@@ -63,9 +65,10 @@ class Slot(Generic[T]):
         "serial",
     )
 
-    def __init__(self, resource: T, created_at: float, generation: int) -> None:
+    def __init__(self, resource: T, created_at: float, generation: int, expires_at: float) -> None:
         self.resource = resource
         self.created_at = created_at
+        self.expires_at = expires_at
         self.returned_at = created_at
         self.generation = generation
         self.serial = 0
@@ -92,6 +95,7 @@ class PoolCore(Generic[T, W]):
         has_check: bool,
         check_after_idle: float,
         alive: Callable[[T], bool] | None,
+        has_reset: bool,
         leak_timeout: float | None,
         clock: Callable[[], float],
     ) -> None:
@@ -106,6 +110,14 @@ class PoolCore(Generic[T, W]):
         self._clock = clock
         # True when a checkout needs no inspection at all: the hot path skips the clock.
         self._plain = self._recycle is None and max_idle is None and not has_check and alive is None
+        # Only the age since creation matters at checkout: compare with one clock read.
+        self._recycle_only = (
+            self._recycle is not None and max_idle is None and not has_check and alive is None
+        )
+        # Returns need more than bookkeeping only for options that act on them.
+        self._plain_return = (
+            not has_reset and alive is None and max_idle is None and leak_timeout is None
+        )
         # Return times matter only to options that measure idleness.
         self._stamp_returns = max_idle is not None or has_check
         self._idle: deque[Slot[T]] = deque()
@@ -147,16 +159,52 @@ class PoolCore(Generic[T, W]):
         return len(self._slots) + self._creating + self._releasing
 
     def _take_ready(self) -> Slot[T] | None:
-        """Lend the next idle slot if it needs no awaited or blocking work, else None."""
+        """Lend the next idle slot if it needs no awaited or blocking work, else None.
+
+        The hot path: with the default options this is one clock read.
+        """
         idle = self._idle
         if not idle:
             return None
         slot = idle[-1] if self._lifo else idle[0]
-        if self._plain or self._verdict(slot) is None:
-            self._pop_idle()
-            self._lend(slot)
-            return slot
-        return None
+        if not (
+            self._plain
+            or (self._recycle_only and self._clock() < slot.expires_at)
+            or self._verdict(slot) is None
+        ):
+            return None
+        if self._lifo:
+            idle.pop()
+        else:
+            idle.popleft()
+        slot.leased = True
+        slot.serial += 1
+        self._in_use += 1
+        self._acquired += 1
+        if self._leak_timeout is not None:
+            self._watch_leak(slot)
+        return slot
+
+    def _put_back_ready(self, slot: Slot[T]) -> bool:
+        """Take back a leased slot that needs no reset or test; False if it needs them."""
+        if not self._plain_return:
+            return False
+        slot.leased = False
+        self._in_use -= 1
+        self._released += 1
+        if slot.generation != self._generation or self._closed:
+            self._discard_stale(slot)
+            return True
+        if self._stamp_returns:
+            slot.returned_at = self._clock()
+        self._idle.append(slot)
+        if self._waiting:
+            self._serve()
+        return True
+
+    def _discard_stale(self, slot: Slot[T]) -> None:
+        """Destroy an unleased slot from before a dispose or close (I/O: per flavour)."""
+        raise NotImplementedError
 
     def _reserve(self) -> bool:
         """Reserve capacity for one creation if the pool is below its size."""
@@ -181,7 +229,8 @@ class PoolCore(Generic[T, W]):
                 "in the pool; it must make a new object on every call"
             )
         self._creating -= 1
-        slot: Slot[T] = Slot(resource, now, self._generation)
+        expires_at = now + self._recycle if self._recycle is not None else math.inf
+        slot: Slot[T] = Slot(resource, now, self._generation, expires_at)
         self._slots[key] = slot
         self._created += 1
         return slot
@@ -222,7 +271,7 @@ class PoolCore(Generic[T, W]):
         if self._recycle is None and not self._stamp_returns:
             return None
         now = self._clock()
-        if self._recycle is not None and now - slot.created_at >= self._recycle:
+        if now >= slot.expires_at:
             return "recycled"
         if self._max_idle is not None and now - slot.returned_at >= self._max_idle:
             return "idle_expired"

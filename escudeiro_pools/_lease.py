@@ -108,7 +108,8 @@ class AsyncLease(Generic[T]):
         if not slot.leased or slot.serial != self._serial:
             return  # released or discarded inside the block
         if exc_type is None or issubclass(exc_type, Exception):
-            await self._pool._return(slot)
+            if not self._pool._put_back_ready(slot):
+                await self._pool._return(slot)
         else:
             # Cancelled or interrupted: the resource may be mid-operation.
             self._pool._discard_slot(slot)

@@ -94,10 +94,10 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             has_check=check is not None,
             check_after_idle=check_seconds("check_after_idle", check_after_idle),
             alive=check_callable("alive", alive, allow_none=True),
+            has_reset=reset is not None,
             leak_timeout=check_optional_seconds("leak_timeout", leak_timeout),
             clock=check_callable("clock", clock),
         )
-        self._plain_return = reset is None and alive is None and max_idle is None
         self._lock = threading.Lock()
         self._drain = threading.Condition(self._lock)
 
