@@ -167,9 +167,6 @@ class AsyncPool(PoolCore[T, _Waiter]):
 
     async def _checkout(self, timeout: float | _Default | None = DEFAULT) -> Slot[T]:
         loop = self._bind_loop()
-        ready = self._take_ready()
-        if ready is not None:
-            return ready
         if isinstance(timeout, _Default):
             timeout = self._acquire_timeout
         else:

@@ -192,6 +192,7 @@ class PoolCore(Generic[T, W]):
         slot.leased = False
         self._in_use -= 1
         self._released += 1
+        # ``_accept`` inlined: this runs on every return.
         if slot.generation != self._generation or self._closed:
             self._discard_stale(slot)
             return True
