@@ -10,7 +10,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from escudeiro_pools._core import CLOSED, CREATE, DEFAULT, PoolCore, Slot, _Default, logger
+from escudeiro_pools._core import (
+    CLOSED,
+    CREATE,
+    DEFAULT,
+    EXPIRED,
+    PoolCore,
+    Slot,
+    _Default,
+    logger,
+)
+from escudeiro_pools._deadlines import Deadlines
 from escudeiro_pools._errors import PoolClosed, PoolError, PoolTimeout
 from escudeiro_pools._lease import AsyncLease, presents_as_async_generator
 from escudeiro_pools._options import (
@@ -33,13 +43,9 @@ _Waiter = asyncio.Future[_Grant]
 _get_running_loop = asyncio.get_running_loop
 
 
-class _Attempt:
-    """Which phase an acquire is in, for the timeout message."""
-
-    __slots__ = ("phase",)
-
-    def __init__(self) -> None:
-        self.phase = "waiting"
+def _expire(waiter: _Waiter) -> None:
+    if not waiter.done():
+        waiter.set_result(EXPIRED)
 
 
 class AsyncPool(PoolCore[T, _Waiter]):
@@ -116,6 +122,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[BaseException | None]] = set()
         self._drain: list[asyncio.Future[None]] = []
+        self._deadlines = Deadlines(_expire)
 
     # -- acquire ------------------------------------------------------------
 
@@ -167,69 +174,88 @@ class AsyncPool(PoolCore[T, _Waiter]):
 
     async def _checkout(self, timeout: float | _Default | None = DEFAULT) -> Slot[T]:
         loop = self._bind_loop()
-        if isinstance(timeout, _Default):
+        if timeout is DEFAULT:
             timeout = self._acquire_timeout
         else:
             timeout = check_optional_seconds("timeout", timeout)
-        deadline = None if timeout is None else loop.time() + timeout
-        attempt = _Attempt()
-        try:
-            async with asyncio.timeout_at(deadline) as scope:
-                return await self._obtain(attempt)
-        except TimeoutError:
-            if not scope.expired():
-                raise
-            self._timeouts += 1
-            raise PoolTimeout(
-                f"pool {self._name!r}: couldn't get a resource within {timeout:.2f} s "
-                f"(timed out while {attempt.phase}; size {self._live()}/{self._pool_size}, "
-                f"in use {self._in_use}, waiting {self._waiting}); raise pool_size or "
-                "acquire_timeout, or return leases sooner"
-            ) from None
-
-    async def _obtain(self, attempt: _Attempt) -> Slot[T]:
+        started = loop.time()
+        deadline = None if timeout is None else started + timeout
         while True:
             if self._closed:
                 raise PoolClosed(f"pool {self._name!r} is closed; call open() to use it again")
             if self._idle:
                 slot = self._pop_idle()
             elif self._reserve():
-                attempt.phase = "creating"
-                return await self._create(lend=True)
+                return await self._create_within(deadline, timeout)
             else:
-                attempt.phase = "waiting"
-                grant = await self._wait()
+                # Queue for a grant; at the deadline ``_deadlines`` sets EXPIRED.
+                waiter: _Waiter = loop.create_future()
+                self._waiters.append(waiter)
+                self._waiting += 1
+                if deadline is not None:
+                    self._deadlines.add(loop, deadline, waiter, self._waiting)
+                try:
+                    grant = await waiter
+                except BaseException:
+                    self._note_wait(loop.time() - started)
+                    self._leave_queue(waiter)
+                    raise
+                self._note_wait(loop.time() - started)
                 if grant is CREATE:
-                    attempt.phase = "creating"
-                    return await self._create(lend=True)
+                    return await self._create_within(deadline, timeout)
+                if grant is EXPIRED or grant is CLOSED:
+                    raise self._refusal(grant, timeout)
                 slot = grant
-            attempt.phase = "checking"
-            if await self._usable(slot):
+            if self._plain or (self._recycle_only and self._clock() < slot.expires_at):
                 self._lend(slot)
                 return slot
+            if await self._usable_within(slot, deadline, timeout):
+                self._lend(slot)
+                return slot
+            started = loop.time()
 
-    async def _wait(self) -> _Grant:
-        loop = self._loop
-        assert loop is not None
-        waiter: _Waiter = loop.create_future()
-        self._enqueue(waiter)
-        started = loop.time()
+    def _leave_queue(self, waiter: _Waiter) -> None:
+        """The caller stopped waiting (cancelled): pass on what it was granted, if any."""
+        if not waiter.done() or waiter.cancelled():
+            waiter.cancel()
+            self._abandon()
+            return
+        grant = waiter.result()
+        if grant is EXPIRED:
+            self._abandon()
+        else:
+            for stale in self._give_back(grant):
+                self._spawn_release(stale.resource)
+
+    def _refusal(self, grant: _Grant, timeout: float | None) -> PoolError:
+        if grant is EXPIRED:
+            self._abandon()
+            return self._timed_out(timeout, "waiting")
+        return PoolClosed(f"pool {self._name!r} was closed while waiting for a resource")
+
+    def _timed_out(self, timeout: float | None, phase: str) -> PoolTimeout:
+        self._timeouts += 1
+        return self._timeout_error(timeout, phase)
+
+    async def _create_within(self, deadline: float | None, timeout: float | None) -> Slot[T]:
         try:
-            grant = await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                # Granted, but we were cancelled before we could take it: pass it on.
-                for stale in self._give_back(waiter.result()):
-                    self._spawn_release(stale.resource)
-            else:
-                waiter.cancel()
-                self._abandon()
-            raise
-        finally:
-            self._note_wait(loop.time() - started)
-        if grant is CLOSED:
-            raise PoolClosed(f"pool {self._name!r} was closed while waiting for a resource")
-        return grant
+            async with asyncio.timeout_at(deadline) as scope:
+                return await self._create(lend=True)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise self._timed_out(timeout, "creating") from None
+
+    async def _usable_within(
+        self, slot: Slot[T], deadline: float | None, timeout: float | None
+    ) -> bool:
+        try:
+            async with asyncio.timeout_at(deadline) as scope:
+                return await self._usable(slot)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise self._timed_out(timeout, "checking") from None
 
     async def _create(self, *, lend: bool) -> Slot[T]:
         """Run the factory under a reservation made by the caller."""
@@ -515,12 +541,6 @@ class AsyncPool(PoolCore[T, _Waiter]):
 
     # -- flavour hooks ----------------------------------------------------------
 
-    def _waiter_alive(self, waiter: _Waiter) -> bool:
-        return not waiter.done()
-
-    def _grant(self, waiter: _Waiter, grant: _Grant) -> None:
-        waiter.set_result(grant)
-
     def _watch_leak(self, slot: Slot[T]) -> None:
         assert self._loop is not None
         assert self._leak_timeout is not None
@@ -549,6 +569,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
         super()._forget()
         self._tasks.clear()
         self._drain.clear()
+        self._deadlines.clear()
 
     def _after_fork(self) -> None:
         self._forget()

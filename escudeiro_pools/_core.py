@@ -14,15 +14,29 @@ import os
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
-from escudeiro_pools._errors import PoolError
+from escudeiro_pools._errors import PoolError, PoolTimeout
 from escudeiro_pools._stats import PoolStats
 
-__all__ = ["CLOSED", "CREATE", "DEFAULT", "PoolCore", "Slot", "logger"]
+__all__ = ["CLOSED", "CREATE", "DEFAULT", "EXPIRED", "PoolCore", "Slot", "logger"]
 
 T = TypeVar("T")
-W = TypeVar("W")
+
+
+class Waiter(Protocol):
+    """A caller queued for a grant: an ``asyncio.Future`` or a thread's handle."""
+
+    def done(self) -> bool:
+        """True once granted or given up: ``_serve`` skips it."""
+        ...
+
+    def set_result(self, grant: Any, /) -> None:
+        """Hand over a grant (a ``Slot``, ``CREATE`` or ``CLOSED``) and wake the caller."""
+        ...
+
+
+W = TypeVar("W", bound=Waiter)
 
 logger: Final = logging.getLogger("escudeiro_pools")
 
@@ -49,6 +63,8 @@ DEFAULT: Final = _Default()
 CREATE: Final = _Token("CREATE")
 #: Granted to a waiter: the pool closed while it waited.
 CLOSED: Final = _Token("CLOSED")
+#: Set on a waiter by its own timer: its deadline passed first.
+EXPIRED: Final = _Token("EXPIRED")
 
 
 class Slot(Generic[T]):
@@ -142,13 +158,7 @@ class PoolCore(Generic[T, W]):
         self._discarded = self._leaks = self._waits = 0
         self._wait_time_total = self._wait_time_max = 0.0
 
-    # -- waiter hooks, one per flavour ---------------------------------------
-
-    def _waiter_alive(self, waiter: W) -> bool:
-        raise NotImplementedError
-
-    def _grant(self, waiter: W, grant: Slot[T] | _Token) -> None:
-        raise NotImplementedError
+    # -- flavour hooks ---------------------------------------------------------
 
     def _drained(self) -> None:
         """Called when a closed pool has no live resource left."""
@@ -360,7 +370,7 @@ class PoolCore(Generic[T, W]):
         waiters = self._waiters
         while waiters:
             waiter = waiters[0]
-            if not self._waiter_alive(waiter):
+            if waiter.done():
                 waiters.popleft()
                 continue
             grant: Slot[T] | _Token
@@ -374,7 +384,7 @@ class PoolCore(Generic[T, W]):
                 return
             waiters.popleft()
             self._waiting -= 1
-            self._grant(waiter, grant)
+            waiter.set_result(grant)
 
     def _give_back(self, grant: Slot[T] | _Token) -> list[Slot[T]]:
         """A waiter was granted ``grant`` but gave up: pass it on.
@@ -397,7 +407,7 @@ class PoolCore(Generic[T, W]):
         self._waiting -= 1
         # Dead waiters are skipped lazily; compact so timeouts cannot grow the queue.
         if len(self._waiters) > 2 * self._waiting + 64:
-            self._waiters = deque(w for w in self._waiters if self._waiter_alive(w))
+            self._waiters = deque(w for w in self._waiters if not w.done())
 
     def _note_wait(self, seconds: float) -> None:
         self._waits += 1
@@ -473,6 +483,14 @@ class PoolCore(Generic[T, W]):
     def closed(self) -> bool:
         """True between ``close()`` and ``open()``."""
         return self._closed
+
+    def _timeout_error(self, timeout: float | None, phase: str) -> PoolTimeout:
+        return PoolTimeout(
+            f"pool {self._name!r}: couldn't get a resource within {timeout or 0.0:.2f} s "
+            f"(timed out while {phase}; size {self._live()}/{self._pool_size}, "
+            f"in use {self._in_use}, waiting {self._waiting}); raise pool_size or "
+            "acquire_timeout, or return leases sooner"
+        )
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""

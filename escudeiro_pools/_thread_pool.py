@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from escudeiro_pools._core import CLOSED, CREATE, DEFAULT, PoolCore, Slot, _Default, logger
-from escudeiro_pools._errors import PoolClosed, PoolTimeout
+from escudeiro_pools._errors import PoolClosed
 from escudeiro_pools._lease import ThreadLease, presents_as_generator
 from escudeiro_pools._options import (
     check_callable,
@@ -40,6 +40,13 @@ class _Waiter:
         self.signal.acquire()
         self.grant: _Grant = None
         self.abandoned = False
+
+    def done(self) -> bool:
+        return self.abandoned
+
+    def set_result(self, grant: _Grant) -> None:
+        self.grant = grant
+        self.signal.release()
 
 
 class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
@@ -204,14 +211,6 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         if grant is CLOSED:
             raise PoolClosed(f"pool {self._name!r} was closed while waiting for a resource")
         return grant
-
-    def _timeout_error(self, timeout: float | None, phase: str) -> PoolTimeout:
-        return PoolTimeout(
-            f"pool {self._name!r}: couldn't get a resource within {timeout or 0.0:.2f} s "
-            f"(timed out while {phase}; size {self._live()}/{self._pool_size}, "
-            f"in use {self._in_use}, waiting {self._waiting}); raise pool_size or "
-            "acquire_timeout, or return leases sooner"
-        )
 
     def _create(self) -> Slot[T]:
         """Run the factory under a reservation made by the caller."""
@@ -438,13 +437,6 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         self.close()
 
     # -- flavour hooks ----------------------------------------------------------
-
-    def _waiter_alive(self, waiter: _Waiter) -> bool:
-        return not waiter.abandoned
-
-    def _grant(self, waiter: _Waiter, grant: _Grant) -> None:
-        waiter.grant = grant
-        waiter.signal.release()
 
     def _drained(self) -> None:
         self._drain.notify_all()
