@@ -139,26 +139,22 @@ class AsyncPool(PoolCore[T, _Waiter]):
             PoolError: the pool is bound to another running event loop.
             Exception: whatever the factory raised creating a resource.
         """
-        # The hot path, inlined: an idle resource that needs no awaited work.
+        # The hot path (twin: ``AsyncLease.__aenter__``): an idle resource needing no awaits.
         idle = self._idle
         if idle and self._loop is _get_running_loop():
-            slot = idle[-1] if self._lifo else idle[0]
+            slot = self._pop_idle()
             if (
                 self._plain
                 or (self._recycle_only and self._clock() < slot.expires_at)
                 or self._verdict(slot) is None
             ):
-                if self._lifo:
-                    idle.pop()
-                else:
-                    idle.popleft()
                 slot.leased = True
                 slot.serial += 1
                 self._in_use += 1
-                self._acquired += 1
                 if self._leak_timeout is not None:
                     self._watch_leak(slot)
                 return slot.resource
+            self._unpop_idle(slot)
         return (await self._checkout(timeout)).resource
 
     @presents_as_async_generator
@@ -312,11 +308,21 @@ class AsyncPool(PoolCore[T, _Waiter]):
         slot = self._slots.get(id(resource))
         if slot is None or slot.resource is not resource or not slot.leased:
             slot = self._leased_slot(resource)
-        if not self._put_back_ready(slot):
+        if not self._plain_return:
             await self._return(slot)
-
-    def _discard_stale(self, slot: Slot[T]) -> None:
-        self._destroy(slot)
+            return
+        # The hot path (twin: ``AsyncLease.__aexit__``): no reset, no test.
+        slot.leased = False
+        self._in_use -= 1
+        self._released += 1
+        if slot.generation != self._generation:
+            self._destroy(slot)
+            return
+        if self._stamp_returns:
+            slot.returned_at = self._clock()
+        self._idle.append(slot)
+        if self._waiting:
+            self._serve()
 
     async def _return(self, slot: Slot[T]) -> None:
         """Return a leased slot through ``reset`` and the ``alive`` test."""

@@ -139,6 +139,9 @@ class PoolCore(Generic[T, W]):
         self._idle: deque[Slot[T]] = deque()
         self._lifo = lifo
         self._pop_idle: Callable[[], Slot[T]] = self._idle.pop if lifo else self._idle.popleft
+        self._unpop_idle: Callable[[Slot[T]], None] = (
+            self._idle.append if lifo else self._idle.appendleft
+        )
         self._slots: dict[int, Slot[T]] = {}
         self._creating = 0
         self._releasing = 0
@@ -152,7 +155,7 @@ class PoolCore(Generic[T, W]):
 
     def _reset_counters(self) -> None:
         self._created = self._destroyed = self._abandoned = 0
-        self._acquired = self._released = self._timeouts = 0
+        self._released = self._timeouts = self._lost_leases = 0
         self._factory_errors = self._releaser_errors = self._reset_errors = 0
         self._check_failures = self._recycled = self._idle_expired = 0
         self._discarded = self._leaks = self._waits = 0
@@ -173,49 +176,22 @@ class PoolCore(Generic[T, W]):
 
         The hot path: with the default options this is one clock read.
         """
-        idle = self._idle
-        if not idle:
+        if not self._idle:
             return None
-        slot = idle[-1] if self._lifo else idle[0]
+        slot = self._pop_idle()
         if not (
             self._plain
             or (self._recycle_only and self._clock() < slot.expires_at)
             or self._verdict(slot) is None
         ):
+            self._unpop_idle(slot)
             return None
-        if self._lifo:
-            idle.pop()
-        else:
-            idle.popleft()
         slot.leased = True
         slot.serial += 1
         self._in_use += 1
-        self._acquired += 1
         if self._leak_timeout is not None:
             self._watch_leak(slot)
         return slot
-
-    def _put_back_ready(self, slot: Slot[T]) -> bool:
-        """Take back a leased slot that needs no reset or test; False if it needs them."""
-        if not self._plain_return:
-            return False
-        slot.leased = False
-        self._in_use -= 1
-        self._released += 1
-        # ``_accept`` inlined: this runs on every return.
-        if slot.generation != self._generation or self._closed:
-            self._discard_stale(slot)
-            return True
-        if self._stamp_returns:
-            slot.returned_at = self._clock()
-        self._idle.append(slot)
-        if self._waiting:
-            self._serve()
-        return True
-
-    def _discard_stale(self, slot: Slot[T]) -> None:
-        """Destroy an unleased slot from before a dispose or close (I/O: per flavour)."""
-        raise NotImplementedError
 
     def _reserve(self) -> bool:
         """Reserve capacity for one creation if the pool is below its size."""
@@ -241,7 +217,9 @@ class PoolCore(Generic[T, W]):
             )
         self._creating -= 1
         expires_at = now + self._recycle if self._recycle is not None else math.inf
-        slot: Slot[T] = Slot(resource, now, self._generation, expires_at)
+        # Made for a pool that closed meanwhile: a generation never current, so never pooled.
+        generation = -1 if self._closed else self._generation
+        slot: Slot[T] = Slot(resource, now, generation, expires_at)
         self._slots[key] = slot
         self._created += 1
         return slot
@@ -250,7 +228,6 @@ class PoolCore(Generic[T, W]):
         slot.leased = True
         slot.serial += 1
         self._in_use += 1
-        self._acquired += 1
         if self._leak_timeout is not None:
             self._watch_leak(slot)
 
@@ -337,7 +314,7 @@ class PoolCore(Generic[T, W]):
 
     def _accept(self, slot: Slot[T]) -> bool:
         """Take back an unleased slot; False means it is stale and must be destroyed."""
-        if slot.generation != self._generation or self._closed:
+        if slot.generation != self._generation:
             return False
         if self._stamp_returns:
             slot.returned_at = self._clock()
@@ -430,6 +407,7 @@ class PoolCore(Generic[T, W]):
     def _forget(self) -> None:
         """Drop every resource without touching it (its loop or process is gone)."""
         self._abandoned += len(self._slots) + self._creating + self._releasing
+        self._lost_leases += self._in_use
         self._slots.clear()
         self._idle.clear()
         self._waiters.clear()
@@ -453,7 +431,7 @@ class PoolCore(Generic[T, W]):
             created=self._created,
             destroyed=self._destroyed,
             abandoned=self._abandoned,
-            acquired=self._acquired,
+            acquired=self._released + self._in_use + self._lost_leases,
             released=self._released,
             timeouts=self._timeouts,
             factory_errors=self._factory_errors,

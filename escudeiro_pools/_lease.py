@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
+from escudeiro_pools._core import Slot
 from escudeiro_pools._errors import PoolError
 
 if TYPE_CHECKING:
     from escudeiro_pools._async_pool import AsyncPool
-    from escudeiro_pools._core import Slot
     from escudeiro_pools._thread_pool import ThreadPool
 
 __all__ = [
@@ -68,6 +68,10 @@ def _as_exception(
     return exc.with_traceback(tb) if tb is not None else exc
 
 
+#: What a lease holds once it is over: a slot that is never leased.
+SPENT: Final[Slot[Any]] = Slot(None, 0.0, -1, 0.0)
+
+
 def _entered_twice() -> PoolError:
     return PoolError("a lease can be entered once; call pool.lease() again for a new one")
 
@@ -75,21 +79,34 @@ def _entered_twice() -> PoolError:
 class AsyncLease(Generic[T]):
     """``async with pool.lease() as resource:`` — see ``AsyncPool.lease``."""
 
-    __slots__ = ("_entered", "_pool", "_serial", "_slot")
+    __slots__ = ("_pool", "_serial", "_slot")
 
     def __init__(self, pool: AsyncPool[T]) -> None:
         self._pool = pool
-        self._slot: Slot[T] | None = None
-        self._serial = 0
-        self._entered = False
+        self._slot: Slot[T] | None = None  # then the leased slot, then SPENT
 
     async def __aenter__(self) -> T:
-        if self._entered:
+        if self._slot is not None:
             raise _entered_twice()
-        self._entered = True
         pool = self._pool
-        slot = pool._take_ready() if pool._loop is _get_running_loop() else None
-        if slot is None:
+        # ``AsyncPool.acquire``'s hot path, inlined: it runs on every request.
+        idle = pool._idle
+        if idle and pool._loop is _get_running_loop():
+            slot = pool._pop_idle()
+            if (
+                pool._plain
+                or (pool._recycle_only and pool._clock() < slot.expires_at)
+                or pool._verdict(slot) is None
+            ):
+                slot.leased = True
+                slot.serial += 1
+                pool._in_use += 1
+                if pool._leak_timeout is not None:
+                    pool._watch_leak(slot)
+            else:
+                pool._unpop_idle(slot)
+                slot = await pool._checkout()
+        else:
             slot = await pool._checkout()
         self._slot = slot
         self._serial = slot.serial
@@ -102,17 +119,30 @@ class AsyncLease(Generic[T]):
         tb: TracebackType | None,
     ) -> None:
         slot = self._slot
-        if slot is None:
+        if slot is None or slot is SPENT:
             return
-        self._slot = None
+        self._slot = SPENT
         if not slot.leased or slot.serial != self._serial:
             return  # released or discarded inside the block
-        if exc_type is None or issubclass(exc_type, Exception):
-            if not self._pool._put_back_ready(slot):
-                await self._pool._return(slot)
-        else:
+        pool = self._pool
+        if exc_type is not None and not issubclass(exc_type, Exception):
             # Cancelled or interrupted: the resource may be mid-operation.
-            self._pool._discard_slot(slot)
+            pool._discard_slot(slot)
+        elif not pool._plain_return:
+            await pool._return(slot)
+        else:
+            # ``AsyncPool.release``'s hot path, inlined.
+            slot.leased = False
+            pool._in_use -= 1
+            pool._released += 1
+            if slot.generation != pool._generation:
+                pool._destroy(slot)
+                return
+            if pool._stamp_returns:
+                slot.returned_at = pool._clock()
+            pool._idle.append(slot)
+            if pool._waiting:
+                pool._serve()
 
     # The async generator protocol, for FastAPI's Depends(pool.lease).
 
@@ -120,7 +150,7 @@ class AsyncLease(Generic[T]):
         return self
 
     async def __anext__(self) -> T:
-        if not self._entered:
+        if self._slot is None:
             return await self.__aenter__()
         await self.__aexit__(None, None, None)
         raise StopAsyncIteration

@@ -16,6 +16,8 @@ class PoolStats:
     created + being released) and never exceeds ``pool_size``.
     Counters (cumulative): ``created == destroyed + abandoned + size - creating``
     holds at any quiet moment; a releaser that raised still counts as destroyed.
+    ``acquired == released + in_use`` unless leases were abandoned with their
+    event loop or process.
     """
 
     name: str
