@@ -172,26 +172,26 @@ class PoolCore(Generic[T, W]):
         return len(self._slots) + self._creating + self._releasing
 
     def _take_ready(self) -> Slot[T] | None:
-        """Lend the next idle slot if it needs no awaited or blocking work, else None.
-
-        The hot path: with the default options this is one clock read.
-        """
+        """Lend the next idle slot if it needs no awaited or blocking work, else None."""
         if not self._idle:
             return None
         slot = self._pop_idle()
-        if not (
+        if not self._fresh(slot):
+            self._unpop_idle(slot)
+            return None
+        self._lend(slot)
+        return slot
+
+    def _fresh(self, slot: Slot[T]) -> bool:
+        """True if an idle ``slot`` may be lent as it is, with no awaited or blocking check.
+
+        The hot path: with the default options this is one clock read.
+        """
+        return (
             self._plain
             or (self._recycle_only and self._clock() < slot.expires_at)
             or self._verdict(slot) is None
-        ):
-            self._unpop_idle(slot)
-            return None
-        slot.leased = True
-        slot.serial += 1
-        self._in_use += 1
-        if self._leak_timeout is not None:
-            self._watch_leak(slot)
-        return slot
+        )
 
     def _reserve(self) -> bool:
         """Reserve capacity for one creation if the pool is below its size."""

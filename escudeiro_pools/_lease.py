@@ -187,7 +187,8 @@ class ThreadLease(Generic[T]):
         if self._entered:
             raise _entered_twice()
         self._entered = True
-        slot = self._pool._checkout()
+        pool = self._pool
+        slot = pool._lend_idle() or pool._checkout()
         self._slot = slot
         self._serial = slot.serial
         return slot.resource
@@ -202,9 +203,9 @@ class ThreadLease(Generic[T]):
         if slot is None:
             return
         self._slot = None
-        self._pool._return_from_lease(
-            slot, self._serial, exc_type is None or issubclass(exc_type, Exception)
-        )
+        pooled = exc_type is None or issubclass(exc_type, Exception)
+        if not self._pool._put_back(slot, self._serial, pooled=pooled):
+            self._pool._restore(slot, pooled=pooled)
 
     # The generator protocol, for FastAPI's Depends(thread_pool.lease).
 

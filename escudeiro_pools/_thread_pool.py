@@ -33,18 +33,28 @@ _Grant = Any  # Slot[T] | CREATE | CLOSED
 class _Waiter:
     """A thread waiting for a grant; ``signal`` is released when it gets one."""
 
-    __slots__ = ("abandoned", "grant", "signal")
+    __slots__ = ("abandoned", "grant", "lent", "pool", "signal", "started")
 
-    def __init__(self) -> None:
+    def __init__(self, pool: ThreadPool[Any]) -> None:
+        self.pool = pool
         self.signal = threading.Lock()
         self.signal.acquire()
         self.grant: _Grant = None
         self.abandoned = False
+        self.lent = False
+        self.started = time.monotonic()
 
     def done(self) -> bool:
         return self.abandoned
 
     def set_result(self, grant: _Grant) -> None:
+        """Called under the pool's lock. A resource that needs no check is lent
+        right here, so the woken thread need not take the lock again."""
+        pool = self.pool
+        pool._note_wait(time.monotonic() - self.started)
+        if isinstance(grant, Slot) and pool._fresh(grant):
+            pool._lend(grant)
+            self.lent = True
         self.grant = grant
         self.signal.release()
 
@@ -120,8 +130,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             PoolClosed: the pool is closed, or closed while this call waited.
             Exception: whatever the factory raised.
         """
-        with self._lock:
-            slot = self._take_ready()
+        slot = self._lend_idle()
         if slot is not None:
             return slot.resource
         return self._checkout(timeout).resource
@@ -154,11 +163,13 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                 elif self._reserve():
                     grant = CREATE
                 else:
-                    waiter = _Waiter()
+                    waiter = _Waiter(self)
                     self._enqueue(waiter)
             if waiter is not None:
                 phase = "waiting"
                 grant = self._wait(waiter, deadline, timeout)
+                if waiter.lent:
+                    return grant  # type: ignore[no-any-return]
             if grant is CREATE:
                 phase = "creating"
                 slot = self._create()
@@ -183,26 +194,30 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                 return grant  # type: ignore[no-any-return]
 
     def _wait(self, waiter: _Waiter, deadline: float | None, timeout: float | None) -> _Grant:
-        started = time.monotonic()
         interrupted: BaseException | None = None
         try:
             if deadline is None:
                 waiter.signal.acquire()
             else:
-                waiter.signal.acquire(timeout=max(0.0, deadline - started))
+                waiter.signal.acquire(timeout=max(0.0, deadline - waiter.started))
         except BaseException as exc:
             interrupted = exc
+        else:
+            if waiter.lent:
+                return waiter.grant
         stale: list[Slot[T]] = []
         with self._lock:
-            self._note_wait(time.monotonic() - started)
             grant = waiter.grant
             if grant is None:
+                self._note_wait(time.monotonic() - waiter.started)
                 waiter.abandoned = True
                 self._abandon()
                 if interrupted is None:
                     self._timeouts += 1
                     raise self._timeout_error(timeout, "waiting")
             elif interrupted is not None:
+                if waiter.lent:
+                    self._unlend(grant)
                 stale = self._give_back(grant)
         for slot in stale:
             self._release_now(slot.resource)
@@ -256,28 +271,73 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         Raises:
             PoolError: ``resource`` is not leased from this pool; nothing changes.
         """
-        with self._lock:
-            slot = self._leased_slot(resource)
-            self._unlend(slot)
-            if self._plain_return:
-                if self._accept(slot):
-                    return
-                self._retire(slot)
-        if self._plain_return:
-            self._release_now(resource)
-        else:
+        slot = self._slots.get(id(resource))
+        if slot is None or slot.resource is not resource or not slot.leased:
+            with self._lock:
+                slot = self._leased_slot(resource)
+        if not self._put_back(slot, slot.serial, pooled=True, strict=True):
             self._restore(slot, pooled=True)
 
-    def _return_from_lease(self, slot: Slot[T], serial: int, pooled: bool) -> None:
+    # The two hot paths hold the lock without calling Python functions: the
+    # interpreter switches threads only at calls and loop back-edges, so no
+    # thread is ever preempted while holding the lock (which would convoy the
+    # others behind it).
+
+    def _lend_idle(self) -> Slot[T] | None:
+        """Lend the next idle slot if it needs no check (``_take_ready``, inlined)."""
+        with self._lock:
+            if not self._idle:
+                return None
+            slot = self._pop_idle()
+            if (
+                self._plain
+                or (self._recycle_only and self._clock() < slot.expires_at)
+                or self._verdict(slot) is None
+            ):
+                slot.leased = True
+                slot.serial += 1
+                self._in_use += 1
+                if self._leak_timeout is not None:
+                    self._watch_leak(slot)
+                return slot
+            self._unpop_idle(slot)
+            return None
+
+    def _put_back(self, slot: Slot[T], serial: int, *, pooled: bool, strict: bool = False) -> bool:
+        """End the lease ``serial`` of ``slot``; False if ``_restore`` must finish it.
+
+        A lease that already ended (released or discarded inside a ``with``
+        block) is left alone, or with ``strict`` is a ``PoolError``.
+        """
         with self._lock:
             if not slot.leased or slot.serial != serial:
-                return  # released or discarded inside the block
-            self._unlend(slot)
+                if strict:
+                    self._leased_slot(slot.resource)  # raises: released twice at once
+                return True
+            slot.leased = False
+            self._in_use -= 1
+            self._released += 1
+            if slot.leak_timer is not None:
+                slot.leak_timer.cancel()
+                slot.leak_timer = None
             if not pooled:
                 self._discarded += 1
-        self._restore(slot, pooled=pooled)
+                return False
+            if not self._plain_return:
+                return False
+            if slot.generation == self._generation:
+                if self._stamp_returns:
+                    slot.returned_at = self._clock()
+                self._idle.append(slot)
+                if self._waiting:
+                    self._serve()
+                return True
+            self._retire(slot)
+        self._release_now(slot.resource)
+        return True
 
     def _restore(self, slot: Slot[T], *, pooled: bool) -> None:
+        """Finish a return off the hot path: ``reset``, ``alive``, or a discard."""
         resource = slot.resource
         if pooled:
             try:

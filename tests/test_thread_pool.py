@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -73,8 +74,8 @@ def test_interrupted_waiter_costs_no_capacity(
             raise AssertionError("an interrupted waiter must not be granted")
 
     class InterruptedWaiter(_thread_pool._Waiter):
-        def __init__(self) -> None:
-            super().__init__()
+        def __init__(self, pool: ThreadPool[Any]) -> None:
+            super().__init__(pool)
             self.signal = Interrupting()  # type: ignore[assignment]
 
     pool = kit.pool(pool_size=1)
