@@ -71,8 +71,9 @@ class AsyncPool(PoolCore[T, _Waiter]):
         check_after_idle: skip ``check`` on resources returned more recently.
         alive: a cheap synchronous ``(resource) -> bool`` run at every checkout
             and return; false discards the resource.
-        reset: ``async (resource) -> None`` run when a resource comes back;
-            an exception discards the resource.
+        reset: ``(resource) -> awaitable | None`` run when a resource comes
+            back; an exception discards the resource. Returning ``None``
+            (nothing to await, e.g. no transaction to roll back) is cheapest.
         max_idle: an idle resource unused this long is released when found.
         releaser_timeout: bounds each call of ``releaser`` and ``reset``, so
             ``dispose``/``close`` never hang on a dead peer; ``None``: no bound.
@@ -94,7 +95,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
         check: Callable[[T], Awaitable[bool]] | None = None,
         check_after_idle: float = 0.5,
         alive: Callable[[T], bool] | None = None,
-        reset: Callable[[T], Awaitable[object]] | None = None,
+        reset: Callable[[T], Awaitable[object] | None] | None = None,
         max_idle: float | None = None,
         releaser_timeout: float | None = 10.0,
         leak_timeout: float | None = None,
@@ -330,8 +331,10 @@ class AsyncPool(PoolCore[T, _Waiter]):
         resource = slot.resource
         try:
             if self._reset is not None:
-                async with asyncio.timeout(self._releaser_timeout):
-                    await self._reset(resource)
+                pending = self._reset(resource)
+                if pending is not None:
+                    async with asyncio.timeout(self._releaser_timeout):
+                        await pending
             if self._alive is not None and not self._alive(resource):
                 self._check_failures += 1
                 self._destroy(slot)

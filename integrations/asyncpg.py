@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -97,9 +97,12 @@ def connection_pool(
     async def ping(connection: asyncpg.Connection) -> bool:
         return bool(await connection.fetchval("SELECT 1") == 1)
 
-    async def rollback(connection: asyncpg.Connection) -> None:
+    def rollback(connection: asyncpg.Connection) -> Awaitable[object] | None:
+        # Nothing to await unless a transaction was left open.
         if connection.is_in_transaction():
-            await connection.execute("ROLLBACK")
+            pending: Awaitable[object] = connection.execute("ROLLBACK")
+            return pending
+        return None
 
     async def reset(connection: asyncpg.Connection) -> None:
         await connection.reset()

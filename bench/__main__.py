@@ -1,0 +1,73 @@
+"""``python -m bench``: every scenario in one run, a table, and ``docs/benchmarks.md``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from bench import core, threads
+from bench.report import Row, render_markdown, render_table, save_chart
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="few, short rounds: a smoke run")
+    parser.add_argument("--no-database", action="store_true", help="skip scenarios 3 and 4")
+    parser.add_argument("--no-write", action="store_true", help="don't rewrite docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    scale = 0.1 if args.quick else 1.0
+    rounds = 3 if args.quick else 7
+
+    def n(count: int) -> int:
+        return max(10, int(count * scale))
+
+    started = time.monotonic()
+    rows: list[Row] = []
+
+    def step(label: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f} s] {label}", file=sys.stderr, flush=True)
+
+    step("1. core overhead")
+    rows += asyncio.run(core.overhead(rounds, n(100_000)))
+    step("2. contention")
+    rows += asyncio.run(core.contention(rounds, n(300)))
+    if not args.no_database:
+        from bench import database, web
+        from examples.embedded_pg import database_url
+
+        with database_url() as dsn:
+            step("3. real database")
+            rows += asyncio.run(database.database(dsn, rounds, n(200)))
+            step("4. FastAPI end to end")
+            rows += web.web(dsn, rounds, n(3000))
+    step("5. threads")
+    rows += threads.threads(rounds, n(20_000))
+    step("6. scale")
+    rows += asyncio.run(core.scale(max(3, rounds // 2), n(50_000)))
+    step("7. memory")
+    rows += asyncio.run(core.memory())
+    step("done")
+
+    print(render_table(rows))
+    missed = [row for row in rows if row.met is False]
+    print(f"\n{len(missed)} target(s) missed" if missed else "\nevery target met")
+    if not args.no_write:
+        command = "make bench" + (" BENCH_ARGS=--quick" if args.quick else "")
+        chart = DOCS / "benchmarks.png"
+        scenarios = list(dict.fromkeys(row.scenario for row in rows))[:4]
+        drew = save_chart(rows, scenarios, chart)
+        (DOCS / "benchmarks.md").write_text(
+            render_markdown(rows, command, chart.name if drew else None), encoding="utf-8"
+        )
+        print(f"wrote {DOCS / 'benchmarks.md'}" + (f" and {chart}" if drew else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
