@@ -25,6 +25,7 @@ from escudeiro_pools._errors import PoolClosed, PoolError, PoolTimeout
 from escudeiro_pools._lease import AsyncLease, presents_as_async_generator
 from escudeiro_pools._options import (
     check_callable,
+    check_exception_types,
     check_name,
     check_optional_seconds,
     check_pool_size,
@@ -79,6 +80,8 @@ class AsyncPool(PoolCore[T, _Waiter]):
             ``dispose``/``close`` never hang on a dead peer; ``None``: no bound.
         leak_timeout: a lease held longer logs one warning naming where it was
             acquired; ``None`` disables the watch.
+        discard_on: exception types that, raised inside ``lease()``, mean the
+            resource is broken (a lost connection): it is discarded, not reset.
         clock: monotonic seconds, for ages; tests may hand in their own.
     """
 
@@ -99,6 +102,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
         max_idle: float | None = None,
         releaser_timeout: float | None = 10.0,
         leak_timeout: float | None = None,
+        discard_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._factory = check_callable("factory", factory)
@@ -118,6 +122,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
             alive=check_callable("alive", alive, allow_none=True),
             has_reset=reset is not None,
             leak_timeout=check_optional_seconds("leak_timeout", leak_timeout),
+            discard_on=check_exception_types("discard_on", discard_on),
             clock=check_callable("clock", clock),
         )
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -430,23 +435,25 @@ class AsyncPool(PoolCore[T, _Waiter]):
             raise PoolClosed(f"pool {self._name!r} is closed; call open() before prefill()")
         target = self._pool_size if count is None else min(check_pool_size(count), self._pool_size)
         wanted = target - len(self._idle)
-        reserved = 0
-        while reserved < wanted and self._reserve():
-            reserved += 1
-        if not reserved:
+        if wanted <= 0:
             return
+        # Each creation reserves its capacity when it starts: one cancelled
+        # before it ran holds none.
         results = await asyncio.gather(
-            *(self._prefill_one() for _ in range(reserved)), return_exceptions=True
+            *(self._prefill_one() for _ in range(wanted)), return_exceptions=True
         )
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
+            made = sum(1 for r in results if r is True)
             raise BaseExceptionGroup(
-                f"pool {self._name!r}: prefill created {reserved - len(errors)} of "
-                f"{reserved} resources",
+                f"pool {self._name!r}: prefill created {made} of {made + len(errors)} resources",
                 errors,
             )
 
-    async def _prefill_one(self) -> None:
+    async def _prefill_one(self) -> bool:
+        """Create one idle resource; False if the pool was already full."""
+        if not self._reserve():
+            return False
         try:
             async with asyncio.timeout(self._acquire_timeout):
                 slot = await self._create(lend=False)
@@ -458,6 +465,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
             ) from None
         if not self._accept(slot):
             self._destroy(slot)
+        return True
 
     async def dispose(self) -> None:
         """Release every idle resource now; leased ones are released on return.

@@ -113,6 +113,7 @@ class PoolCore(Generic[T, W]):
         alive: Callable[[T], bool] | None,
         has_reset: bool,
         leak_timeout: float | None,
+        discard_on: tuple[type[BaseException], ...],
         clock: Callable[[], float],
     ) -> None:
         self._name = name
@@ -123,6 +124,7 @@ class PoolCore(Generic[T, W]):
         self._check_after_idle = check_after_idle
         self._alive = alive
         self._leak_timeout = leak_timeout
+        self._discard_on = discard_on
         self._clock = clock
         # True when a checkout needs no inspection at all: the hot path skips the clock.
         self._plain = self._recycle is None and max_idle is None and not has_check and alive is None

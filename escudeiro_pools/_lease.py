@@ -125,8 +125,11 @@ class AsyncLease(Generic[T]):
         if not slot.leased or slot.serial != self._serial:
             return  # released or discarded inside the block
         pool = self._pool
-        if exc_type is not None and not issubclass(exc_type, Exception):
-            # Cancelled or interrupted: the resource may be mid-operation.
+        if exc_type is not None and (
+            not issubclass(exc_type, Exception) or issubclass(exc_type, pool._discard_on)
+        ):
+            # Cancelled or interrupted (the resource may be mid-operation), or an
+            # error the pool was told means the resource is broken.
             pool._discard_slot(slot)
         elif not pool._plain_return:
             await pool._return(slot)
@@ -203,7 +206,9 @@ class ThreadLease(Generic[T]):
         if slot is None:
             return
         self._slot = None
-        pooled = exc_type is None or issubclass(exc_type, Exception)
+        pooled = exc_type is None or (
+            issubclass(exc_type, Exception) and not issubclass(exc_type, self._pool._discard_on)
+        )
         if not self._pool._put_back(slot, self._serial, pooled=pooled):
             self._pool._restore(slot, pooled=pooled)
 

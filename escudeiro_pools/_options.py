@@ -81,6 +81,18 @@ def check_not_async(option: str, value: Callable[..., Any] | None) -> None:
         )
 
 
+def check_exception_types(option: str, value: object) -> tuple[type[BaseException], ...]:
+    """An exception class or a tuple of them, as a tuple."""
+    types = value if isinstance(value, tuple) else (value,)
+    for item in types:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise TypeError(
+                f"{option} must be an exception class or a tuple of them, e.g. "
+                f"{option}=(ConnectionError,), got {value!r}"
+            )
+    return types
+
+
 def check_name(name: object, kind: str) -> str:
     if name is None:
         return f"{kind}-{next(_names)}"

@@ -15,6 +15,7 @@ from escudeiro_pools._errors import PoolClosed
 from escudeiro_pools._lease import ThreadLease, presents_as_generator
 from escudeiro_pools._options import (
     check_callable,
+    check_exception_types,
     check_name,
     check_not_async,
     check_optional_seconds,
@@ -86,6 +87,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         reset: Callable[[T], object] | None = None,
         max_idle: float | None = None,
         leak_timeout: float | None = None,
+        discard_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._factory = check_callable("factory", factory)
@@ -113,6 +115,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             alive=check_callable("alive", alive, allow_none=True),
             has_reset=reset is not None,
             leak_timeout=check_optional_seconds("leak_timeout", leak_timeout),
+            discard_on=check_exception_types("discard_on", discard_on),
             clock=check_callable("clock", clock),
         )
         self._lock = threading.Lock()

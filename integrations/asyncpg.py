@@ -26,13 +26,29 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from escudeiro_pools import AsyncPool
+from escudeiro_pools._options import check_seconds
 from integrations._require import require
 
 require("asyncpg", "asyncpg")
 
 import asyncpg  # noqa: E402
 
-__all__ = ["connection_pool", "redact_dsn"]
+__all__ = ["CONNECTION_LOST", "connection_pool", "redact_dsn"]
+
+
+#: Raised inside a lease, these mean the connection is gone or unusable (the
+#: server shut down, the socket broke): it is discarded, not returned. After a
+#: FATAL error the connection may look open for a moment while it cannot run
+#: another query.
+CONNECTION_LOST: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 def redact_dsn(dsn: str) -> str:
@@ -67,6 +83,7 @@ def connection_pool(
     max_idle: float | None = None,
     close_timeout: float = 5.0,
     leak_timeout: float | None = None,
+    discard_on: tuple[type[BaseException], ...] = CONNECTION_LOST,
     queue_class: type[asyncio.Queue[Any]] = asyncio.LifoQueue,
     clock: Callable[[], float] = time.monotonic,
     **connect_kwargs: Any,
@@ -80,6 +97,7 @@ def connection_pool(
     connections' ``application_name`` is the pool's name unless
     ``server_settings`` gives one.
     """
+    close_timeout = check_seconds("close_timeout", close_timeout)
     pool_name = name or _default_name(dsn, connect_kwargs)
     server_settings = dict(connect_kwargs.pop("server_settings", None) or {})
     server_settings.setdefault("application_name", pool_name[:63])
@@ -122,5 +140,6 @@ def connection_pool(
         max_idle=max_idle,
         releaser_timeout=close_timeout + 1.0,
         leak_timeout=leak_timeout,
+        discard_on=discard_on,
         clock=clock,
     )

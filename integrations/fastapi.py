@@ -20,8 +20,9 @@ import math
 from typing import Any
 
 from escudeiro_pools import PoolTimeout
+from escudeiro_pools._options import check_seconds
 from integrations._require import require
-from integrations.starlette import AnyPool, lifespan
+from integrations.starlette import AnyPool, check_pools, lifespan
 
 require("fastapi", "fastapi")
 
@@ -33,7 +34,7 @@ __all__ = ["add_pool_timeout_handler", "lifespan", "stats_router"]
 
 def add_pool_timeout_handler(app: FastAPI, *, retry_after: float = 1.0) -> None:
     """Answer ``PoolTimeout`` with ``503 Service Unavailable`` and ``Retry-After``."""
-    seconds = str(max(1, math.ceil(retry_after)))
+    seconds = str(max(1, math.ceil(check_seconds("retry_after", retry_after))))
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
@@ -47,6 +48,7 @@ def add_pool_timeout_handler(app: FastAPI, *, retry_after: float = 1.0) -> None:
 
 def stats_router(path: str = "/pools", **pools: AnyPool) -> APIRouter:
     """A router with ``GET path`` reporting each pool's ``stats()`` as JSON."""
+    check_pools("stats_router", pools)
     router = APIRouter()
 
     @router.get(path, include_in_schema=True, tags=["pools"])

@@ -19,10 +19,19 @@ from integrations._require import require
 
 require("starlette", "starlette")
 
-__all__ = ["AnyPool", "lifespan"]
+__all__ = ["AnyPool", "check_pools", "lifespan"]
 
 AnyPool: TypeAlias = AsyncPool[Any] | ThreadPool[Any]
 AppLifespan: TypeAlias = Callable[[Any], AbstractAsyncContextManager[Mapping[str, Any] | None]]
+
+
+def check_pools(caller: str, pools: Mapping[str, object]) -> None:
+    """Refuse an empty set of pools, or a value that is not a pool, naming the keyword."""
+    if not pools:
+        raise TypeError(f"{caller}() needs at least one pool, e.g. {caller}(db=pool)")
+    for key, pool in pools.items():
+        if not isinstance(pool, AsyncPool | ThreadPool):
+            raise TypeError(f"{caller}(): {key}= must be an AsyncPool or ThreadPool, got {pool!r}")
 
 
 async def _start(pool: AnyPool) -> None:
@@ -57,11 +66,7 @@ def lifespan(
     Shutdown closes every pool, even if one fails, then raises the errors
     together. Each pool is in the lifespan state: ``request.state.<name>``.
     """
-    if not pools:
-        raise TypeError("lifespan() needs at least one pool, e.g. lifespan(db=pool)")
-    for key, pool in pools.items():
-        if not isinstance(pool, AsyncPool | ThreadPool):
-            raise TypeError(f"lifespan(): {key}= must be an AsyncPool or ThreadPool, got {pool!r}")
+    check_pools("lifespan", pools)
 
     @asynccontextmanager
     async def run(app: Any) -> AsyncIterator[dict[str, Any]]:

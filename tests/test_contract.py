@@ -178,6 +178,22 @@ async def test_lease_exception_propagates_and_resource_goes_back_through_reset(
     assert kit.stats(pool).idle == 1
 
 
+async def test_an_error_listed_in_discard_on_discards_the_leased_resource(kit: Kit) -> None:
+    resets: list[object] = []
+    pool = kit.pool(pool_size=1, reset=resets.append, discard_on=(ConnectionError,))
+    with pytest.raises(ConnectionResetError):
+        async with kit.lease(pool) as broken:
+            raise ConnectionResetError("peer went away")
+    with pytest.raises(KeyError):
+        async with kit.lease(pool) as fine:
+            raise KeyError("an ordinary error")
+    await kit.settle(pool)
+    assert broken.released == 1
+    assert resets == [fine]
+    stats = kit.stats(pool)
+    assert (stats.discarded, stats.idle, stats.size) == (1, 1, 1)
+
+
 async def test_discard_inside_a_lease_makes_the_exit_a_no_op(kit: Kit, ledger: Ledger) -> None:
     pool = kit.pool(pool_size=1)
     async with kit.lease(pool) as resource:

@@ -1,14 +1,20 @@
-"""Certainly-wrong input is refused at construction with a message saying what to pass."""
+"""Certainly-wrong input is refused with a message saying what to pass instead.
+
+One table per kind of callable: the pools' constructors, their per-call
+arguments, and the integrations' helpers.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import queue
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from escudeiro_pools import AsyncPool, PoolError, ThreadPool
+from tests.kit import Kit
 
 
 async def _afactory() -> object:
@@ -48,6 +54,9 @@ BAD: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("alive not callable", {"alive": 1}, TypeError, "alive must be callable"),
     ("clock not callable", {"clock": 1.0}, TypeError, "clock must be callable"),
     ("name empty", {"name": ""}, TypeError, "non-empty str"),
+    ("discard_on instance", {"discard_on": OSError()}, TypeError, "exception class or a tuple"),
+    ("discard_on non-exception", {"discard_on": (OSError, int)}, TypeError, "discard_on="),
+    ("check_after_idle negative", {"check_after_idle": -1}, ValueError, "check_after_idle"),
     ("name int", {"name": 3}, TypeError, "non-empty str"),
 ]
 
@@ -117,19 +126,195 @@ def test_thread_pool_refuses_an_object_with_an_async_call() -> None:
         ThreadPool(Connect(), _releaser)
 
 
-async def test_bad_per_call_arguments() -> None:
-    pool = AsyncPool(_afactory, _areleaser)
-    with pytest.raises(ValueError, match="timeout must not be negative"):
-        await pool.acquire(timeout=-1)
-    with pytest.raises(ValueError, match="positive int"):
-        await pool.prefill(0)
-    with pytest.raises(TypeError, match="number of seconds"):
-        await pool.close(timeout="soon")  # type: ignore[arg-type]
-    thread_pool = ThreadPool(_factory, _releaser)
-    with pytest.raises(ValueError, match="timeout must not be negative"):
-        thread_pool.acquire(timeout=-1)
-    with pytest.raises(PoolError):
-        thread_pool.release(object())
+# ``Any`` for the kit: the calls pass wrong types on purpose.
+CallCase = tuple[str, Callable[[Any, Any], Awaitable[object]], type[Exception], str]
+
+BAD_CALLS: list[CallCase] = [
+    (
+        "acquire timeout negative",
+        lambda k, p: k.acquire(p, timeout=-1),
+        ValueError,
+        "timeout must not be negative",
+    ),
+    ("acquire timeout str", lambda k, p: k.acquire(p, timeout="5"), TypeError, "number of seconds"),
+    ("acquire timeout nan", lambda k, p: k.acquire(p, timeout=float("nan")), ValueError, "nan"),
+    ("prefill zero", lambda k, p: k.prefill(p, 0), ValueError, "positive int"),
+    ("prefill negative", lambda k, p: k.prefill(p, -2), ValueError, "positive int"),
+    ("prefill float", lambda k, p: k.prefill(p, 2.5), TypeError, "positive int"),
+    (
+        "close timeout negative",
+        lambda k, p: k.close(p, timeout=-1),
+        ValueError,
+        "must not be negative",
+    ),
+    ("close timeout str", lambda k, p: k.close(p, timeout="soon"), TypeError, "number of seconds"),
+    (
+        "release foreign",
+        lambda k, p: k.release(p, object()),
+        PoolError,
+        "not acquired from this pool",
+    ),
+    (
+        "discard foreign",
+        lambda k, p: k.discard(p, object()),
+        PoolError,
+        "not acquired from this pool",
+    ),
+    (
+        "release idle",
+        lambda k, p: _release_idle(k, p),
+        PoolError,
+        "release each acquired resource exactly once",
+    ),
+    ("release after destroyed", lambda k, p: _release_twice(k, p), PoolError, "already destroyed"),
+    ("lease entered twice", lambda k, p: _enter_twice(k, p), PoolError, "entered once"),
+]
+
+
+async def _release_idle(kit: Kit, pool: Any) -> None:
+    resource = await kit.acquire(pool)
+    await kit.release(pool, resource)
+    await kit.release(pool, resource)
+
+
+async def _release_twice(kit: Kit, pool: Any) -> None:
+    first, second = await kit.acquire(pool), await kit.acquire(pool)
+    await kit.release(pool, first)
+    await kit.dispose(pool)  # ``first`` is destroyed now
+    try:
+        await kit.release(pool, first)
+    finally:
+        await kit.release(pool, second)
+
+
+async def _enter_twice(kit: Kit, pool: Any) -> None:
+    lease = pool.lease()
+    if kit.flavour == "async":
+        async with lease, lease:
+            pass
+    else:
+        with lease, lease:
+            pass
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [case[1:] for case in BAD_CALLS],
+    ids=[case[0] for case in BAD_CALLS],
+)
+async def test_bad_call_is_refused_and_changes_nothing(
+    kit: Kit, call: Callable[[Any, Any], Awaitable[object]], error: type[Exception], message: str
+) -> None:
+    pool = kit.pool(pool_size=2)
+    with pytest.raises(error, match=message):
+        await call(kit, pool)
+    await kit.settle(pool)
+    stats = kit.stats(pool)
+    assert stats.in_use == 0
+    assert stats.size == stats.idle <= 2
+    assert len([await kit.acquire(pool, timeout=1) for _ in range(2)]) == 2
+
+
+BAD_INTEGRATION_CALLS: list[tuple[str, Callable[[], object], type[Exception], str]] = [
+    (
+        "asyncpg pool_size zero",
+        lambda: _asyncpg().connection_pool("postgresql://", pool_size=0),
+        ValueError,
+        "pool_size",
+    ),
+    (
+        "asyncpg close_timeout negative",
+        lambda: _asyncpg().connection_pool("postgresql://", close_timeout=-1),
+        ValueError,
+        "close_timeout",
+    ),
+    (
+        "asyncpg check_after_idle str",
+        lambda: _asyncpg().connection_pool("postgresql://", check_after_idle="5"),
+        TypeError,
+        "check_after_idle",
+    ),
+    ("httpx pool_size zero", lambda: _httpx().client_pool(pool_size=0), ValueError, "pool_size"),
+    (
+        "httpx acquire_timeout negative",
+        lambda: _httpx().client_pool(acquire_timeout=-1),
+        ValueError,
+        "acquire_timeout",
+    ),
+    (
+        "httpx sync pool_size str",
+        lambda: _httpx().sync_client_pool(pool_size="4"),
+        TypeError,
+        "pool_size",
+    ),
+    ("lifespan without pools", lambda: _starlette().lifespan(), TypeError, "at least one pool"),
+    (
+        "lifespan with a non-pool",
+        lambda: _starlette().lifespan(db="postgresql://"),
+        TypeError,
+        "db= must be an AsyncPool",
+    ),
+    (
+        "stats_router without pools",
+        lambda: _fastapi().stats_router(),
+        TypeError,
+        "at least one pool",
+    ),
+    (
+        "stats_router with a non-pool",
+        lambda: _fastapi().stats_router(db=3),
+        TypeError,
+        "db= must be an AsyncPool",
+    ),
+    (
+        "timeout handler retry_after negative",
+        lambda: _fastapi().add_pool_timeout_handler(_app(), retry_after=-1),
+        ValueError,
+        "retry_after",
+    ),
+]
+
+
+def _asyncpg() -> Any:
+    import integrations.asyncpg
+
+    return integrations.asyncpg
+
+
+def _httpx() -> Any:
+    import integrations.httpx
+
+    return integrations.httpx
+
+
+def _starlette() -> Any:
+    import integrations.starlette
+
+    return integrations.starlette
+
+
+def _fastapi() -> Any:
+    import integrations.fastapi
+
+    return integrations.fastapi
+
+
+def _app() -> Any:
+    from fastapi import FastAPI
+
+    return FastAPI()
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [case[1:] for case in BAD_INTEGRATION_CALLS],
+    ids=[case[0] for case in BAD_INTEGRATION_CALLS],
+)
+def test_bad_integration_call_is_refused(
+    call: Callable[[], object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        call()
 
 
 def test_default_names_are_distinct() -> None:
