@@ -88,7 +88,9 @@ def machine() -> str:
     )
 
 
-def render_markdown(rows: Sequence[Row], command: str, chart: str | None) -> str:
+def render_markdown(
+    rows: Sequence[Row], command: str, chart: str | None, notes: Sequence[str] = ()
+) -> str:
     """``docs/benchmarks.md``: how it was run, the figures, what missed its target."""
     today = datetime.datetime.now(datetime.UTC).date().isoformat()
     out = [
@@ -117,6 +119,8 @@ def render_markdown(rows: Sequence[Row], command: str, chart: str | None) -> str
                 out.append("| " + " | ".join(cells) + " |")
         out.append("")
     out += ["## Targets missed", ""]
+    if missed and notes:
+        out += [*notes, ""]
     if missed:
         out += [
             f"- {row.scenario}: {row.case} at {row.ratio:.2f}x {row.versus} (target {row.target})"
