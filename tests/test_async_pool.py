@@ -120,6 +120,41 @@ async def test_timeout_during_check_names_the_phase(kit: AsyncKit) -> None:
     assert pool.stats().size == 0
 
 
+async def test_waiters_with_mixed_timeouts_expire_in_deadline_order(kit: AsyncKit) -> None:
+    pool = kit.pool(pool_size=1)
+    held = await pool.acquire()
+    expired: list[float] = []
+
+    async def wait(timeout: float) -> None:
+        with pytest.raises(PoolTimeout, match="while waiting"):
+            await pool.acquire(timeout=timeout)
+        expired.append(timeout)
+
+    # Queued longest deadline first: one timer must still fire each at its own time.
+    await asyncio.gather(*(wait(t) for t in (0.3, 0.05, 0.2, 0.1)))
+    assert expired == [0.05, 0.1, 0.2, 0.3]
+    stats = pool.stats()
+    assert (stats.waiting, stats.timeouts) == (0, 4)
+    await pool.release(held)
+    assert await pool.acquire(timeout=0) is held
+
+
+async def test_served_waiters_do_not_pile_up_deadline_entries(kit: AsyncKit) -> None:
+    pool = kit.pool(pool_size=2)
+    largest = 0
+
+    async def user() -> None:
+        nonlocal largest
+        for _ in range(100):
+            async with pool.lease():
+                await asyncio.sleep(0)
+            largest = max(largest, len(pool._deadlines._heap))
+
+    await asyncio.gather(*(user() for _ in range(20)))
+    assert pool.stats().waits > 1000  # most leases waited, each with a deadline
+    assert largest <= 2 * 20 + 64 + 1
+
+
 async def test_timeout_none_waits_until_a_resource_returns(kit: AsyncKit) -> None:
     pool = kit.pool(pool_size=1, acquire_timeout=0.01)
     held = await pool.acquire()
