@@ -175,7 +175,9 @@ class AsyncPool(PoolCore[T, _Waiter]):
         return AsyncLease(self)
 
     async def _checkout(self, timeout: float | _Default | None = DEFAULT) -> Slot[T]:
-        loop = self._bind_loop()
+        loop = self._loop
+        if loop is None or loop is not _get_running_loop():
+            loop = self._bind_loop()
         if timeout is DEFAULT:
             timeout = self._acquire_timeout
         else:
@@ -187,7 +189,8 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 raise PoolClosed(f"pool {self._name!r} is closed; call open() to use it again")
             if self._idle:
                 slot = self._pop_idle()
-            elif self._reserve():
+            elif len(self._slots) + self._creating + self._releasing < self._pool_size:
+                self._creating += 1  # ``_reserve``, inlined
                 return await self._create_within(deadline, timeout)
             else:
                 # Queue for a grant; at the deadline ``_deadlines`` sets EXPIRED.
