@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import statistics
 import time
 import tracemalloc
@@ -355,7 +356,9 @@ async def contention(rounds: int, per_task: int, tasks: int = 100) -> list[Row]:
 # -- 6. scale ----------------------------------------------------------------------
 
 
-async def _lease_cost_sizes(size: int, n: int, pool: AsyncPool[object]) -> tuple[float, float]:
+async def _lease_cost_sizes(
+    size: int, n: int, pool: AsyncPool[object]
+) -> tuple[float, float, float]:
     queue = filled(asyncio.Queue, size)
 
     async def floor() -> float:
@@ -374,13 +377,21 @@ async def _lease_cost_sizes(size: int, n: int, pool: AsyncPool[object]) -> tuple
                 pass
         return (now() - started) / n
 
-    return await floor(), await lease()
+    return await floor(), await lease(), math.nan
 
 
-async def _lease_cost_waiters(waiters: int, total: int) -> tuple[float, float]:
+async def _lease_cost_waiters(waiters: int, total: int) -> tuple[float, float, float]:
+    """Per lease: the floor, escudeiro-pools, and the fair hand-off reference."""
     per_task = max(2, total // waiters)
     queue = filled(asyncio.Queue, 10)
     pool = await ours(10, queue_class=asyncio.Queue)
+    handoff = Handoff(10)
+
+    async def handoff_worker() -> None:
+        for _ in range(per_task):
+            resource = await handoff.get()
+            await asyncio.sleep(0)
+            handoff.put(resource)
 
     async def floor_worker() -> None:
         for _ in range(per_task):
@@ -399,7 +410,7 @@ async def _lease_cost_waiters(waiters: int, total: int) -> tuple[float, float]:
         await asyncio.gather(*(worker() for _ in range(waiters)))
         return (now() - started) / (waiters * per_task)
 
-    return await run(floor_worker), await run(lease_worker)
+    return await run(floor_worker), await run(lease_worker), await run(handoff_worker)
 
 
 async def scale(rounds: int, n: int) -> list[Row]:
@@ -410,8 +421,9 @@ async def scale(rounds: int, n: int) -> list[Row]:
     ):
         ratios: dict[int, float] = {}
         costs: dict[int, float] = {}
+        references: dict[int, float] = {}
         for point in points:
-            samples: list[tuple[float, float]] = []
+            samples: list[tuple[float, float, float]] = []
             pool = await ours(point, queue_class=asyncio.Queue) if measure == "sizes" else None
             for _ in range(rounds):
                 if pool is not None:
@@ -421,6 +433,7 @@ async def scale(rounds: int, n: int) -> list[Row]:
             floor = statistics.median(s[0] for s in samples)
             cost = statistics.median(s[1] for s in samples)
             ratios[point], costs[point] = cost / floor, cost
+            references[point] = statistics.median(s[2] for s in samples) / floor
             if pool is not None:
                 await pool.close()
         for point in points:
@@ -432,6 +445,9 @@ async def scale(rounds: int, n: int) -> list[Row]:
                     "ns",
                     ratios[point],
                     "of asyncio.Queue",
+                    detail=""
+                    if math.isnan(references[point])
+                    else f"fair hand-off reference: {references[point]:.2f}x",
                 )
             )
         flatness = max(ratios.values()) / min(ratios.values())

@@ -29,6 +29,7 @@ __all__ = ["ThreadPool"]
 
 T = TypeVar("T")
 _Grant = Any  # Slot[T] | CREATE | CLOSED
+_monotonic = time.monotonic
 
 
 class _Waiter:
@@ -331,6 +332,31 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             if slot.generation == self._generation:
                 if self._stamp_returns:
                     slot.returned_at = self._clock()
+                if self._waiting and (
+                    self._plain or (self._recycle_only and self._clock() < slot.expires_at)
+                ):
+                    # ``_serve`` and ``_Waiter.set_result``, inlined: straight to the
+                    # longest waiter, lent already, so it need not take the lock.
+                    waiters = self._waiters
+                    while waiters:
+                        waiter = waiters.popleft()
+                        if waiter.abandoned:
+                            continue
+                        self._waiting -= 1
+                        waited = _monotonic() - waiter.started
+                        self._waits += 1
+                        self._wait_time_total += waited
+                        if waited > self._wait_time_max:
+                            self._wait_time_max = waited
+                        slot.leased = True
+                        slot.serial += 1
+                        self._in_use += 1
+                        if self._leak_timeout is not None:
+                            self._watch_leak(slot)
+                        waiter.lent = True
+                        waiter.grant = slot
+                        waiter.signal.release()
+                        return True
                 self._idle.append(slot)
                 if self._waiting:
                     self._serve()
