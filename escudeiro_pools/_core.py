@@ -173,17 +173,6 @@ class PoolCore(Generic[T, W]):
     def _live(self) -> int:
         return len(self._slots) + self._creating + self._releasing
 
-    def _take_ready(self) -> Slot[T] | None:
-        """Lend the next idle slot if it needs no awaited or blocking work, else None."""
-        if not self._idle:
-            return None
-        slot = self._pop_idle()
-        if not self._fresh(slot):
-            self._unpop_idle(slot)
-            return None
-        self._lend(slot)
-        return slot
-
     def _fresh(self, slot: Slot[T]) -> bool:
         """True if an idle ``slot`` may be lent as it is, with no awaited or blocking check.
 

@@ -1,10 +1,13 @@
 """One timer for every waiting acquire of an ``AsyncPool``.
 
 A timer per waiter costs a ``TimerHandle`` pushed onto (and later dragged off)
-the loop's heap, compared in Python. Here deadlines sit in a heap of plain
-tuples, compared in C, behind a single loop timer set for the earliest one.
-A waiter served before its deadline leaves its entry behind; entries are
-dropped when their time comes, or in a compaction when the dead outnumber
+the loop's heap, compared in Python. Here one loop timer is set for the
+earliest deadline. Deadlines usually arrive in order (one ``acquire_timeout``
+for all), and waiters are served first come first served, so entries sit in
+a FIFO queue whose front is both the next to expire and the next to be
+served: a served waiter's entry is dropped from the front at the next
+``add``. The rare deadline earlier than the last one queued goes to a small
+heap instead. Either structure is compacted when finished waiters outnumber
 the living.
 """
 
@@ -13,51 +16,59 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Deadlines"]
 
 _RESOLUTION = time.get_clock_info("monotonic").resolution
-_Entry = tuple[float, int, "asyncio.Future[Any]"]
+_Waiter = asyncio.Future[Any]
 
 
 class Deadlines:
     """Expire waiters (futures) at their deadlines with ``expire(waiter)``."""
 
-    __slots__ = ("_expire", "_heap", "_loop", "_order", "_timer", "_timer_at")
+    __slots__ = ("_expire", "_late", "_loop", "_order", "_queue", "_timer", "_timer_at")
 
-    def __init__(self, expire: Callable[[asyncio.Future[Any]], None]) -> None:
+    def __init__(self, expire: Callable[[_Waiter], None]) -> None:
         self._expire = expire
-        self._heap: list[_Entry] = []
+        self._queue: deque[tuple[float, _Waiter]] = deque()  # in arrival order
+        self._late: list[tuple[float, int, _Waiter]] = []  # a heap: out-of-order deadlines
         self._order = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
 
     def add(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        deadline: float,
-        waiter: asyncio.Future[Any],
-        waiting: int,
+        self, loop: asyncio.AbstractEventLoop, deadline: float, waiter: _Waiter, waiting: int
     ) -> None:
         """Expire ``waiter`` at ``deadline`` (loop time) unless it is done by then.
 
         ``waiting`` is how many waiters are live; it bounds the entries kept.
         """
-        heap = self._heap
-        if len(heap) > 2 * waiting + 64:
-            heap = self._heap = [entry for entry in heap if not entry[2].done()]
-            heapq.heapify(heap)
-        heapq.heappush(heap, (deadline, next(self._order), waiter))
+        queue = self._queue
+        while queue and queue[0][1].done():
+            queue.popleft()
+        if len(queue) > 2 * waiting + 64:
+            self._queue = queue = deque(entry for entry in queue if not entry[1].done())
+        if not queue or deadline >= queue[-1][0]:
+            queue.append((deadline, waiter))
+        else:
+            late = self._late
+            if len(late) > 2 * waiting + 64:
+                late = self._late = [entry for entry in late if not entry[2].done()]
+                heapq.heapify(late)
+            heapq.heappush(late, (deadline, next(self._order), waiter))
         if self._timer is None or deadline < self._timer_at:
             self._schedule(loop, deadline)
 
     def clear(self) -> None:
         """Forget every entry and the timer (its loop is gone)."""
-        self._heap.clear()
+        self._queue.clear()
+        self._late.clear()
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._loop = None
@@ -73,11 +84,16 @@ class Deadlines:
         self._timer = None
         loop = self._loop
         assert loop is not None
-        heap = self._heap
         now = loop.time() + _RESOLUTION  # as the loop itself judges timers
-        while heap and heap[0][0] <= now:
-            waiter = heapq.heappop(heap)[2]
+        queue, late, expire = self._queue, self._late, self._expire
+        while queue and (queue[0][0] <= now or queue[0][1].done()):
+            waiter = queue.popleft()[1]
             if not waiter.done():
-                self._expire(waiter)
-        if heap:
-            self._schedule(loop, heap[0][0])
+                expire(waiter)
+        while late and late[0][0] <= now:
+            waiter = heapq.heappop(late)[2]
+            if not waiter.done():
+                expire(waiter)
+        earliest = min(queue[0][0] if queue else math.inf, late[0][0] if late else math.inf)
+        if earliest < math.inf:
+            self._schedule(loop, earliest)

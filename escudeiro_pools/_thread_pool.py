@@ -288,7 +288,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
     # others behind it).
 
     def _lend_idle(self) -> Slot[T] | None:
-        """Lend the next idle slot if it needs no check (``_take_ready``, inlined)."""
+        """Lend the next idle slot if it needs no check (``_fresh``, inlined); else None."""
         with self._lock:
             if not self._idle:
                 return None
@@ -348,11 +348,9 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                         self._wait_time_total += waited
                         if waited > self._wait_time_max:
                             self._wait_time_max = waited
-                        slot.leased = True
+                        slot.leased = True  # no leak watch: ``_plain_return`` rules it out
                         slot.serial += 1
                         self._in_use += 1
-                        if self._leak_timeout is not None:
-                            self._watch_leak(slot)
                         waiter.lent = True
                         waiter.grant = slot
                         waiter.signal.release()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import threading
 
 import pytest
 
-from escudeiro_pools import AsyncPool, PoolClosed, PoolError, PoolTimeout
+from escudeiro_pools import AsyncPool, PoolClosed, PoolError, PoolTimeout, ThreadPool
 from tests.kit import AsyncKit, Ledger, Resource
 
 
@@ -148,11 +149,35 @@ async def test_served_waiters_do_not_pile_up_deadline_entries(kit: AsyncKit) -> 
         for _ in range(100):
             async with pool.lease():
                 await asyncio.sleep(0)
-            largest = max(largest, len(pool._deadlines._heap))
+            deadlines = pool._deadlines
+            largest = max(largest, len(deadlines._queue) + len(deadlines._late))
 
     await asyncio.gather(*(user() for _ in range(20)))
     assert pool.stats().waits > 1000  # most leases waited, each with a deadline
     assert largest <= 2 * 20 + 64 + 1
+
+
+async def test_cancelled_waiters_behind_a_long_wait_leave_no_pile_of_entries(
+    kit: AsyncKit,
+) -> None:
+    pool = kit.pool(pool_size=1)
+    held = await pool.acquire()
+    head = asyncio.create_task(pool.acquire(timeout=30))
+    await asyncio.sleep(0)
+    for _ in range(500):
+        behind = asyncio.create_task(pool.acquire(timeout=30))
+        await asyncio.sleep(0)
+        behind.cancel()
+        await asyncio.gather(behind, return_exceptions=True)
+    deadlines = pool._deadlines
+    assert len(deadlines._queue) + len(deadlines._late) <= 2 * 1 + 64 + 1
+    await pool.release(held)
+    assert await head is held
+
+
+def test_the_default_timeout_reads_well_in_signatures() -> None:
+    assert "<the pool's acquire_timeout>" in str(inspect.signature(AsyncPool.acquire))
+    assert "<the pool's acquire_timeout>" in str(inspect.signature(ThreadPool.acquire))
 
 
 async def test_timeout_none_waits_until_a_resource_returns(kit: AsyncKit) -> None:

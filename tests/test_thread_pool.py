@@ -153,3 +153,53 @@ def test_resources_are_made_in_the_calling_thread(kit: ThreadKit) -> None:
     pool = ThreadPool(factory, lambda r: None, pool_size=1)
     pool.acquire()
     assert names == [threading.current_thread().name]
+
+
+def _wait_until_waiting(pool: ThreadPool[Resource], count: int) -> None:
+    deadline = time.monotonic() + 5
+    while pool.stats().waiting < count:
+        assert time.monotonic() < deadline, "the waiter never queued"
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"leak_timeout": 60.0}, {"check": lambda resource: True, "check_after_idle": 0.0}],
+    ids=["plain", "leak watch", "checked"],
+)
+def test_a_return_goes_to_the_longest_waiter(kit: ThreadKit, options: dict[str, Any]) -> None:
+    pool = kit.pool(pool_size=1, **options)
+    held = pool.acquire()
+    got: list[Resource] = []
+    first = threading.Thread(target=lambda: got.append(pool.acquire(timeout=5)))
+    first.start()
+    _wait_until_waiting(pool, 1)
+    second = threading.Thread(target=lambda: got.append(pool.acquire(timeout=5)))
+    second.start()
+    _wait_until_waiting(pool, 2)
+    pool.release(held)
+    first.join(5)
+    assert got == [held]
+    pool.release(held)
+    second.join(5)
+    assert got == [held, held]
+    pool.release(held)
+    stats = pool.stats()
+    assert (stats.waits, stats.in_use, stats.waiting) == (2, 0, 0)
+    pool.close()
+
+
+def test_a_return_skips_a_waiter_that_timed_out(kit: ThreadKit) -> None:
+    pool = kit.pool(pool_size=1)
+    held = pool.acquire()
+    with pytest.raises(PoolTimeout):
+        pool.acquire(timeout=0.01)  # leaves an abandoned waiter at the head of the queue
+    got: list[Resource] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.acquire(timeout=5)))
+    waiter.start()
+    _wait_until_waiting(pool, 1)
+    pool.release(held)
+    waiter.join(5)
+    assert got == [held]
+    pool.release(held)
+    pool.close()
