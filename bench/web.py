@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import socket
 import statistics
@@ -92,8 +91,11 @@ async def _measure(
     async with httpx.AsyncClient(base_url=base, limits=limits) as client:
         for path in samples:  # warm up connections and pools
             await _load(client, path, concurrency, concurrency * 4)
-        for _ in range(rounds):
-            for path in samples:
+        for round_number in range(rounds):
+            order = list(samples)
+            if round_number % 2:
+                order.reverse()  # neither case always goes first
+            for path in order:
                 rate, latencies = await _load(client, path, concurrency, requests)
                 samples[path].append(
                     (rate, percentile(latencies, 0.5), percentile(latencies, 0.99))
@@ -107,10 +109,12 @@ def web(dsn: str, rounds: int, requests: int, concurrency: int = 50) -> list[Row
     ours = [s[0] for s in samples["/ours"]]
     theirs = [s[0] for s in samples["/asyncpg"]]
     # Noise: how far apart two rounds of the same case land, relative to the median.
-    noise = statistics.median(
-        abs(a - b) / statistics.median(values)
+    # Noise: how far apart rounds of the same case land (interquartile range,
+    # relative to the median), the larger of the two cases.
+    noise = max(
+        (statistics.quantiles(values, n=4)[2] - statistics.quantiles(values, n=4)[0])
+        / statistics.median(values)
         for values in (ours, theirs)
-        for a, b in itertools.pairwise(values)
     )
     rows = []
     for path, label in (
