@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,9 +147,16 @@ def save_chart(rows: Sequence[Row], scenarios: Sequence[str], path: Path) -> boo
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.2 + 1.6 * len(panels)), squeeze=False)
+    heights = [0.8 + 0.42 * len(data) for _, data in panels]
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(11, sum(heights) + 0.6),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
     for ax, (name, data) in zip(axes[:, 0], panels, strict=True):
-        labels = [row.case for row in data]
+        labels = [textwrap.fill(row.case, 48) for row in data]
         ratios = [row.ratio or 0.0 for row in data]
         colors = ["#c0392b" if row.met is False else "#2c7fb8" for row in data]
         ax.barh(labels, ratios, color=colors)
@@ -156,9 +164,9 @@ def save_chart(rows: Sequence[Row], scenarios: Sequence[str], path: Path) -> boo
         for row, y in zip(data, range(len(data)), strict=True):
             if row.target is not None:
                 ax.plot([row.target.bound] * 2, [y - 0.4, y + 0.4], color="black", linewidth=1.5)
-        ax.set_title(name, fontsize=10, loc="left")
+        ax.set_title(textwrap.fill(name, 90), fontsize=9, loc="left")
         ax.invert_yaxis()
-        ax.tick_params(labelsize=8)
+        ax.tick_params(labelsize=7)
     axes[-1, 0].set_xlabel("ratio (see each table for its meaning; black tick: target)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
