@@ -329,9 +329,8 @@ class AsyncPool(PoolCore[T, _Waiter]):
             return
         if self._stamp_returns:
             slot.returned_at = self._clock()
-        self._idle.append(slot)
-        if self._waiting:
-            self._serve()
+        if not (self._waiting and self._hand_over(slot)):
+            self._idle.append(slot)
 
     async def _return(self, slot: Slot[T]) -> None:
         """Return a leased slot through ``reset`` and the ``alive`` test."""

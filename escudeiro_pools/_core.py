@@ -354,6 +354,20 @@ class PoolCore(Generic[T, W]):
             self._waiting -= 1
             waiter.set_result(grant)
 
+    def _hand_over(self, slot: Slot[T]) -> bool:
+        """Give a returned ``slot`` to the longest live waiter; False if none waits.
+
+        ``_serve`` for the commonest case: one slot back, the pool open.
+        """
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                self._waiting -= 1
+                waiter.set_result(slot)
+                return True
+        return False
+
     def _give_back(self, grant: Slot[T] | _Token) -> list[Slot[T]]:
         """A waiter was granted ``grant`` but gave up: pass it on.
 

@@ -143,9 +143,8 @@ class AsyncLease(Generic[T]):
                 return
             if pool._stamp_returns:
                 slot.returned_at = pool._clock()
-            pool._idle.append(slot)
-            if pool._waiting:
-                pool._serve()
+            if not (pool._waiting and pool._hand_over(slot)):
+                pool._idle.append(slot)
 
     # The async generator protocol, for FastAPI's Depends(pool.lease).
 
