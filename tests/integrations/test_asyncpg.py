@@ -9,17 +9,7 @@ import pytest
 
 from integrations.asyncpg import connection_pool, redact_dsn
 from tests.kit import FakeClock
-
-
-async def _our_backends(dsn: str, name: str) -> int:
-    probe = await asyncpg.connect(dsn)
-    try:
-        count = await probe.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", name
-        )
-        return int(count)
-    finally:
-        await probe.close()
+from tests.pg import backends_named
 
 
 async def test_connections_carry_the_pool_name_and_never_exceed_pool_size(dsn: str) -> None:
@@ -30,13 +20,13 @@ async def test_connections_carry_the_pool_name_and_never_exceed_pool_size(dsn: s
         nonlocal peak
         async with pool.lease() as conn:
             assert await conn.fetchval("SELECT 1") == 1
-            peak = max(peak, await _our_backends(dsn, "bounded-test"))
+            peak = max(peak, await backends_named(dsn, "bounded-test"))
 
     await asyncio.gather(*(query() for _ in range(30)))
     assert peak <= 3
-    assert await _our_backends(dsn, "bounded-test") == 3
+    assert await backends_named(dsn, "bounded-test") == 3
     await pool.close()
-    assert await _our_backends(dsn, "bounded-test") == 0
+    assert await backends_named(dsn, "bounded-test") == 0
     assert pool.stats().created == pool.stats().destroyed
 
 

@@ -22,6 +22,7 @@ from examples.embedded_pg import embedded_server
 from examples.serving import serve
 from integrations.asyncpg import CONNECTION_LOST, connection_pool
 from integrations.fastapi import add_pool_timeout_handler
+from tests.pg import backends_named
 
 POOL_SIZE = 4
 ACQUIRE_TIMEOUT = 1.0
@@ -89,17 +90,6 @@ def start(server: Any) -> None:
     server.ensure_postgres_running()
 
 
-async def our_backends(dsn: str) -> int:
-    probe = await asyncpg.connect(dsn)
-    try:
-        count = await probe.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", NAME
-        )
-        return int(count)
-    finally:
-        await probe.close()
-
-
 async def load(base: str, outcomes: list[Outcome], stop_load: asyncio.Event) -> None:
     limits = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
@@ -145,7 +135,7 @@ async def test_requests_fail_fast_while_the_database_is_down_and_recover_after(
         await asyncio.sleep(2.0)  # steady load after the recovery
         stop_load.set()
         await asyncio.wait_for(client, 30)
-        backends = await our_backends(dsn)
+        backends = await backends_named(dsn, NAME)
 
     first_ok = min(o.started for o in outcomes if o.status == 200 and o.started >= back_at)
     # Sent and answered while the server was down.
