@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +43,7 @@ _Waiter = asyncio.Future[_Grant]
 
 
 _get_running_loop = asyncio.get_running_loop
+_Future = asyncio.Future
 
 
 def _expire(waiter: _Waiter) -> None:
@@ -126,6 +128,8 @@ class AsyncPool(PoolCore[T, _Waiter]):
             clock=check_callable("clock", clock),
         )
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_time: Callable[[], float] = time.monotonic
+        self._new_future: Callable[[], _Waiter] = _Future
         self._tasks: set[asyncio.Task[BaseException | None]] = set()
         self._drain: list[asyncio.Future[None]] = []
         self._deadlines = Deadlines(_expire)
@@ -182,7 +186,8 @@ class AsyncPool(PoolCore[T, _Waiter]):
             timeout = self._acquire_timeout
         else:
             timeout = check_optional_seconds("timeout", timeout)
-        started = loop.time()
+        loop_time = self._loop_time
+        started = loop_time()
         deadline = None if timeout is None else started + timeout
         while True:
             if self._closed:
@@ -194,7 +199,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 return await self._create_within(deadline, timeout)
             else:
                 # Queue for a grant; at the deadline ``_deadlines`` sets EXPIRED.
-                waiter: _Waiter = loop.create_future()
+                waiter = self._new_future()
                 self._waiters.append(waiter)
                 self._waiting += 1
                 if deadline is not None:
@@ -202,10 +207,14 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 try:
                     grant = await waiter
                 except BaseException:
-                    self._note_wait(loop.time() - started)
+                    self._note_wait(loop_time() - started)
                     self._leave_queue(waiter)
                     raise
-                self._note_wait(loop.time() - started)
+                waited = loop_time() - started  # ``_note_wait``, inlined
+                self._waits += 1
+                self._wait_time_total += waited
+                if waited > self._wait_time_max:
+                    self._wait_time_max = waited
                 if grant is CREATE:
                     return await self._create_within(deadline, timeout)
                 if grant is EXPIRED or grant is CLOSED:
@@ -217,7 +226,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
             if await self._usable_within(slot, deadline, timeout):
                 self._lend(slot)
                 return slot
-            started = loop.time()
+            started = loop_time()
 
     def _leave_queue(self, waiter: _Waiter) -> None:
         """The caller stopped waiting (cancelled): pass on what it was granted, if any."""
@@ -582,6 +591,14 @@ class AsyncPool(PoolCore[T, _Waiter]):
             # That loop is gone: its resources cannot be touched any more.
             self._forget()
         self._loop = loop
+        # The loop's clock and futures, without a Python frame when they are asyncio's own.
+        base = asyncio.BaseEventLoop
+        self._loop_time = time.monotonic if type(loop).time is base.time else loop.time
+        self._new_future = (
+            functools.partial(_Future, loop=loop)
+            if type(loop).create_future is base.create_future
+            else loop.create_future
+        )
         return loop
 
     def _forget(self) -> None:

@@ -7,6 +7,7 @@ import inspect
 import logging
 import os
 import threading
+from typing import Any
 
 import pytest
 
@@ -173,6 +174,36 @@ async def test_cancelled_waiters_behind_a_long_wait_leave_no_pile_of_entries(
     assert len(deadlines._queue) + len(deadlines._late) <= 2 * 1 + 64 + 1
     await pool.release(held)
     assert await head is held
+
+
+def test_a_loop_with_its_own_clock_and_futures_is_honoured(ledger: Ledger) -> None:
+    """Deadlines follow the loop's clock (here an hour ahead), not time.monotonic."""
+
+    class OwnLoop(asyncio.SelectorEventLoop):
+        futures = 0
+
+        def time(self) -> float:
+            return super().time() + 3600
+
+        def create_future(self) -> asyncio.Future[Any]:
+            OwnLoop.futures += 1
+            return super().create_future()
+
+    async def main() -> None:
+        pool = AsyncKit(ledger).pool(pool_size=1)
+        held = await pool.acquire()
+        with pytest.raises(PoolTimeout, match="while waiting"):
+            await pool.acquire(timeout=0.05)
+        waiter = asyncio.create_task(pool.acquire(timeout=5))
+        await asyncio.sleep(0.01)
+        await pool.release(held)
+        assert await waiter is held
+        await pool.release(held)
+        await pool.close()
+
+    with asyncio.Runner(loop_factory=OwnLoop) as runner:
+        runner.run(main())
+    assert OwnLoop.futures >= 2
 
 
 def test_the_default_timeout_reads_well_in_signatures() -> None:
