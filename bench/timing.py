@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Awaitable, Callable, Sequence
 
-__all__ = ["interleaved", "interleaved_async", "percentile", "timed"]
+__all__ = ["interleaved", "interleaved_async", "percentile"]
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -14,13 +13,6 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
-
-
-def timed(run: Callable[[], object]) -> float:
-    """Seconds ``run()`` took."""
-    started = time.perf_counter()
-    run()
-    return time.perf_counter() - started
 
 
 def interleaved(rounds: int, cases: dict[str, Callable[[], float]]) -> dict[str, float]:
