@@ -179,9 +179,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
         return AsyncLease(self)
 
     async def _checkout(self, timeout: float | _Default | None = DEFAULT) -> Slot[T]:
-        loop = self._loop
-        if loop is None or loop is not _get_running_loop():
-            loop = self._bind_loop()
+        loop = self._bind_loop()
         if timeout is DEFAULT:
             timeout = self._acquire_timeout
         else:
@@ -194,8 +192,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 raise PoolClosed(f"pool {self._name!r} is closed; call open() to use it again")
             if self._idle:
                 slot = self._pop_idle()
-            elif len(self._slots) + self._creating + self._releasing < self._pool_size:
-                self._creating += 1  # ``_reserve``, inlined
+            elif self._reserve():
                 return await self._create_within(deadline, timeout)
             else:
                 # Queue for a grant; at the deadline ``_deadlines`` sets EXPIRED.
@@ -210,11 +207,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
                     self._note_wait(loop_time() - started)
                     self._leave_queue(waiter)
                     raise
-                waited = loop_time() - started  # ``_note_wait``, inlined
-                self._waits += 1
-                self._wait_time_total += waited
-                if waited > self._wait_time_max:
-                    self._wait_time_max = waited
+                self._note_wait(loop_time() - started)
                 if grant is CREATE:
                     return await self._create_within(deadline, timeout)
                 if grant is EXPIRED or grant is CLOSED:

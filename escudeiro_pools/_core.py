@@ -176,7 +176,7 @@ class PoolCore(Generic[T, W]):
     def _fresh(self, slot: Slot[T]) -> bool:
         """True if an idle ``slot`` may be lent as it is, with no awaited or blocking check.
 
-        The hot path: with the default options this is one clock read.
+        The hot paths inline this test; with the default options it is one clock read.
         """
         return (
             self._plain

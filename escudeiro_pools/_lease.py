@@ -119,9 +119,9 @@ class AsyncLease(Generic[T]):
         tb: TracebackType | None,
     ) -> None:
         slot = self._slot
-        if slot is None or slot is SPENT:
+        if slot is None:
             return
-        self._slot = SPENT
+        self._slot = SPENT  # never leased: a second exit returns below
         if not slot.leased or slot.serial != self._serial:
             return  # released or discarded inside the block
         pool = self._pool
