@@ -29,7 +29,6 @@ __all__ = ["ThreadPool"]
 
 T = TypeVar("T")
 _Grant = Any  # Slot[T] | CREATE | CLOSED
-_monotonic = time.monotonic
 
 
 class _Waiter:
@@ -282,10 +281,10 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         if not self._put_back(slot, slot.serial, pooled=True, strict=True):
             self._restore(slot, pooled=True)
 
-    # The two hot paths hold the lock without calling Python functions: the
-    # interpreter switches threads only at calls and loop back-edges, so no
-    # thread is ever preempted while holding the lock (which would convoy the
-    # others behind it).
+    # With no thread waiting, the two hot paths hold the lock without calling
+    # Python functions: the interpreter switches threads only at calls and loop
+    # back-edges, so no thread is preempted while holding the lock (which would
+    # convoy the others behind it).
 
     def _lend_idle(self) -> Slot[T] | None:
         """Lend the next idle slot if it needs no check (``_fresh``, inlined); else None."""
@@ -332,29 +331,6 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             if slot.generation == self._generation:
                 if self._stamp_returns:
                     slot.returned_at = self._clock()
-                if self._waiting and (
-                    self._plain or (self._recycle_only and self._clock() < slot.expires_at)
-                ):
-                    # ``_serve`` and ``_Waiter.set_result``, inlined: straight to the
-                    # longest waiter, lent already, so it need not take the lock.
-                    waiters = self._waiters
-                    while waiters:
-                        waiter = waiters.popleft()
-                        if waiter.abandoned:
-                            continue
-                        self._waiting -= 1
-                        waited = _monotonic() - waiter.started
-                        self._waits += 1
-                        self._wait_time_total += waited
-                        if waited > self._wait_time_max:
-                            self._wait_time_max = waited
-                        slot.leased = True  # no leak watch: ``_plain_return`` rules it out
-                        slot.serial += 1
-                        self._in_use += 1
-                        waiter.lent = True
-                        waiter.grant = slot
-                        waiter.signal.release()
-                        return True
                 self._idle.append(slot)
                 if self._waiting:
                     self._serve()
