@@ -23,6 +23,7 @@ test-only: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=95
 
 lint: $(STAMP)
+	$(BIN)/python tools/hot_paths.py --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -10,9 +10,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from escudeiro_pools._async_pool import AsyncPool
-from escudeiro_pools._errors import PoolClosed, PoolError, PoolTimeout
+from escudeiro_pools._errors import PoolBusy, PoolClosed, PoolError, PoolTimeout, PoolUnavailable
 from escudeiro_pools._lease import AsyncLease, ThreadLease
-from escudeiro_pools._stats import PoolStats
+from escudeiro_pools._stats import LeaseInfo, PoolStats
 from escudeiro_pools._thread_pool import ThreadPool
 
 try:
@@ -23,10 +23,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 __all__ = [
     "AsyncLease",
     "AsyncPool",
+    "LeaseInfo",
+    "PoolBusy",
     "PoolClosed",
     "PoolError",
     "PoolStats",
     "PoolTimeout",
+    "PoolUnavailable",
     "ThreadLease",
     "ThreadPool",
     "__version__",

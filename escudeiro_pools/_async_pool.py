@@ -1,4 +1,4 @@
-"""The asyncio pool."""
+"""The asyncio pool: the core's decisions, with the awaiting done here."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ import contextlib
 import functools
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
 from escudeiro_pools._core import (
+    CHECKING,
     CLOSED,
     CREATE,
     DEFAULT,
     EXPIRED,
+    IDLE,
+    LEASED,
+    RESETTING,
+    UNAVAILABLE,
+    WAIT,
     PoolCore,
     Slot,
     _Default,
@@ -24,31 +30,77 @@ from escudeiro_pools._core import (
 from escudeiro_pools._deadlines import Deadlines
 from escudeiro_pools._errors import PoolClosed, PoolError, PoolTimeout
 from escudeiro_pools._lease import AsyncLease, presents_as_async_generator
-from escudeiro_pools._options import (
-    check_callable,
-    check_exception_types,
-    check_name,
-    check_optional_seconds,
-    check_pool_size,
-    check_seconds,
-    is_lifo,
-)
+from escudeiro_pools._options import check_count, check_timeout, configure
 from escudeiro_pools._site import call_site
+from escudeiro_pools._stats import LeaseInfo, PoolStats
 
 __all__ = ["AsyncPool"]
 
 T = TypeVar("T")
-_Grant = Any  # Slot[T] | CREATE | CLOSED
-_Waiter = asyncio.Future[_Grant]
-
+_Waiter = asyncio.Future[Any]
 
 _get_running_loop = asyncio.get_running_loop
 _Future = asyncio.Future
 
 
-def _expire(waiter: _Waiter) -> None:
-    if not waiter.done():
-        waiter.set_result(EXPIRED)
+class _Claim:
+    """A caller waits for the releaser of a stale slot, to create in its place."""
+
+    __slots__ = ("granted", "wanted")
+
+    def __init__(self) -> None:
+        self.wanted = True
+        self.granted = False
+
+
+class _Binding:
+    """What the pool owns on one event loop; replaced whole when the loop changes."""
+
+    __slots__ = (
+        "deadlines",
+        "drains",
+        "loop",
+        "maintainer",
+        "new_future",
+        "nudge",
+        "ready",
+        "tasks",
+        "time",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expire: Callable[[_Waiter], None]) -> None:
+        self.loop = loop
+        # The loop's clock and futures, without a Python frame when they are asyncio's own.
+        base = asyncio.BaseEventLoop
+        self.time: Callable[[], float] = (
+            time.monotonic if type(loop).time is base.time else loop.time
+        )
+        self.new_future: Callable[[], _Waiter] = (
+            functools.partial(_Future, loop=loop)
+            if type(loop).create_future is base.create_future
+            else loop.create_future
+        )
+        self.deadlines = Deadlines(loop, expire)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.drains: list[asyncio.Future[None]] = []
+        self.ready: list[asyncio.Future[None]] = []
+        self.maintainer: asyncio.Task[None] | None = None
+        self.nudge = asyncio.Event()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = self.loop.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def abandon(self) -> None:
+        """The pool moved to another loop: stop what still runs on this one."""
+        self.deadlines.cancel()
+        if not self.loop.is_closed():
+            for task in (self.maintainer, *self.tasks):
+                if task is not None:
+                    with contextlib.suppress(RuntimeError):
+                        self.loop.call_soon_threadsafe(task.cancel)
 
 
 class AsyncPool(PoolCore[T, _Waiter]):
@@ -64,26 +116,40 @@ class AsyncPool(PoolCore[T, _Waiter]):
             first come, first served.
         pool_size: the most resources that may exist at once.
         pool_recycle: a resource older than this (seconds since creation) is
-            released and replaced at checkout; ``<= 0`` disables it.
+            released and replaced; ``<= 0`` disables it.
         name: shown in errors, logs, stats and ``repr``.
+        min_size: the fewest resources (idle + leased) a background
+            maintainer keeps alive; ``0``: none, and no maintainer.
+        recycle_jitter: each lifetime is ``pool_recycle`` shortened by a random
+            fraction up to this, so resources made together expire apart.
+        max_uses: a resource leased this many times is replaced on return.
         acquire_timeout: the default deadline of one ``acquire`` (waiting,
             creating and checking together); ``None`` waits forever.
-        check: ``async (resource) -> bool`` run at checkout on a resource that
-            sat idle at least ``check_after_idle`` seconds; false or an
-            exception releases it and the caller gets another one.
+        check: ``(resource) -> bool`` (awaitable or not) run at checkout on a
+            resource idle at least ``check_after_idle`` seconds; false or an
+            exception releases it and the caller gets a fresh one.
         check_after_idle: skip ``check`` on resources returned more recently.
         alive: a cheap synchronous ``(resource) -> bool`` run at every checkout
             and return; false discards the resource.
         reset: ``(resource) -> awaitable | None`` run when a resource comes
             back; an exception discards the resource. Returning ``None``
-            (nothing to await, e.g. no transaction to roll back) is cheapest.
-        max_idle: an idle resource unused this long is released when found.
+            (nothing to await) is cheapest.
+        max_idle: an idle resource unused this long is released (beyond
+            ``min_size``), by the maintainer or when a caller meets it.
         releaser_timeout: bounds each call of ``releaser`` and ``reset``, so
             ``dispose``/``close`` never hang on a dead peer; ``None``: no bound.
-        leak_timeout: a lease held longer logs one warning naming where it was
-            acquired; ``None`` disables the watch.
+        leak_timeout: turns lease tracking on: ``leases()`` reports ages and
+            sites, and a lease held longer logs one warning naming where it
+            was acquired; ``None`` disables it.
         discard_on: exception types that, raised inside ``lease()``, mean the
             resource is broken (a lost connection): it is discarded, not reset.
+        max_waiting: when this many callers wait, the next acquire fails at
+            once with ``PoolBusy``; ``None``: no limit.
+        fail_fast_after: after this many consecutive factory failures, callers
+            that would create get ``PoolUnavailable`` at once while one
+            background probe retries; ``None`` disables it.
+        retry_backoff: ``(initial, maximum)`` seconds between retries of a
+            failing factory, doubling, with jitter.
         clock: monotonic seconds, for ages; tests may hand in their own.
     """
 
@@ -96,8 +162,11 @@ class AsyncPool(PoolCore[T, _Waiter]):
         pool_recycle: float = 3600,
         *,
         name: str | None = None,
+        min_size: int = 0,
+        recycle_jitter: float = 0.05,
+        max_uses: int | None = None,
         acquire_timeout: float | None = 30.0,
-        check: Callable[[T], Awaitable[bool]] | None = None,
+        check: Callable[[T], Awaitable[bool] | bool] | None = None,
         check_after_idle: float = 0.5,
         alive: Callable[[T], bool] | None = None,
         reset: Callable[[T], Awaitable[object] | None] | None = None,
@@ -105,34 +174,47 @@ class AsyncPool(PoolCore[T, _Waiter]):
         releaser_timeout: float | None = 10.0,
         leak_timeout: float | None = None,
         discard_on: type[BaseException] | tuple[type[BaseException], ...] = (),
+        max_waiting: int | None = None,
+        fail_fast_after: int | None = None,
+        retry_backoff: tuple[float, float] = (0.1, 10.0),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._factory = check_callable("factory", factory)
-        self._releaser = check_callable("releaser", releaser)
-        self._check = check_callable("check", check, allow_none=True)
-        self._reset = check_callable("reset", reset, allow_none=True)
-        self._acquire_timeout = check_optional_seconds("acquire_timeout", acquire_timeout)
-        self._releaser_timeout = check_optional_seconds("releaser_timeout", releaser_timeout)
-        super().__init__(
-            name=check_name(name, "AsyncPool"),
-            pool_size=check_pool_size(pool_size),
-            lifo=is_lifo(queue_class, asyncio.LifoQueue, asyncio.Queue, "AsyncPool"),
-            recycle=check_seconds("pool_recycle", pool_recycle, allow_negative=True),
-            max_idle=check_optional_seconds("max_idle", max_idle),
-            has_check=check is not None,
-            check_after_idle=check_seconds("check_after_idle", check_after_idle),
-            alive=check_callable("alive", alive, allow_none=True),
-            has_reset=reset is not None,
-            leak_timeout=check_optional_seconds("leak_timeout", leak_timeout),
-            discard_on=check_exception_types("discard_on", discard_on),
-            clock=check_callable("clock", clock),
+        options = configure(
+            "AsyncPool",
+            factory=factory,
+            releaser=releaser,
+            queue_class=queue_class,
+            lifo=asyncio.LifoQueue,
+            fifo=asyncio.Queue,
+            pool_size=pool_size,
+            min_size=min_size,
+            pool_recycle=pool_recycle,
+            recycle_jitter=recycle_jitter,
+            max_uses=max_uses,
+            name=name,
+            acquire_timeout=acquire_timeout,
+            check=check,
+            check_after_idle=check_after_idle,
+            alive=alive,
+            reset=reset,
+            max_idle=max_idle,
+            releaser_timeout=releaser_timeout,
+            leak_timeout=leak_timeout,
+            discard_on=discard_on,
+            max_waiting=max_waiting,
+            fail_fast_after=fail_fast_after,
+            retry_backoff=retry_backoff,
+            clock=clock,
         )
+        super().__init__(options)
+        self._factory = factory
+        self._releaser = releaser
+        self._check = check
+        self._reset = reset
+        self._acquire_timeout = options.acquire_timeout
+        self._releaser_timeout = options.releaser_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_time: Callable[[], float] = time.monotonic
-        self._new_future: Callable[[], _Waiter] = _Future
-        self._tasks: set[asyncio.Task[BaseException | None]] = set()
-        self._drain: list[asyncio.Future[None]] = []
-        self._deadlines = Deadlines(_expire)
+        self._binding: _Binding | None = None
 
     # -- acquire ------------------------------------------------------------
 
@@ -146,26 +228,35 @@ class AsyncPool(PoolCore[T, _Waiter]):
         Raises:
             PoolTimeout: the deadline passed; nothing is lost.
             PoolClosed: the pool is closed, or closed while this call waited.
+            PoolBusy: ``max_waiting`` callers already wait.
+            PoolUnavailable: the factory keeps failing (``fail_fast_after``)
+                and no idle resource is left.
             PoolError: the pool is bound to another running event loop.
             Exception: whatever the factory raised creating a resource.
         """
-        # The hot path (twin: ``AsyncLease.__aenter__``): an idle resource needing no awaits.
-        idle = self._idle
-        if idle and self._loop is _get_running_loop():
-            slot = self._pop_idle()
-            if (
-                self._plain
-                or (self._recycle_only and self._clock() < slot.expires_at)
-                or self._verdict(slot) is None
-            ):
-                slot.leased = True
-                slot.serial += 1
-                self._in_use += 1
-                if self._leak_timeout is not None:
-                    self._watch_leak(slot)
-                return slot.resource
-            self._unpop_idle(slot)
-        return (await self._checkout(timeout)).resource
+        slot = None
+        if self._loop is _get_running_loop():
+            # inline: slot = self._lend_idle()
+            slot = None
+            if self._idle:
+                slot = self._pop_idle()
+                if (
+                    self._plain
+                    or (self._recycle_only and self._clock() < slot.expires_at)
+                    or self._verdict(slot, alive=True) is None
+                ):
+                    slot.state = LEASED
+                    slot.serial += 1
+                    self._in_use += 1
+                    if self._tracking:
+                        self._track(slot)
+                else:
+                    self._unpop_idle(slot)
+                    slot = None
+            # end inline
+        if slot is None:
+            slot = await self._obtain(timeout)
+        return slot.resource
 
     @presents_as_async_generator
     def lease(self) -> AsyncLease[T]:
@@ -173,53 +264,66 @@ class AsyncPool(PoolCore[T, _Waiter]):
 
         Acquires on enter (with the pool's ``acquire_timeout``) and gives the
         resource back on exit, through ``reset``, also when the block raised.
-        If the block was cancelled (or interrupted by a ``BaseException``) the
-        resource may be mid-operation: it is discarded, not pooled.
+        If the block was cancelled (or interrupted by a ``BaseException``, or
+        raised one of ``discard_on``) the resource is discarded, not pooled.
+        A lease is entered once.
         """
         return AsyncLease(self)
 
-    async def _checkout(self, timeout: float | _Default | None = DEFAULT) -> Slot[T]:
-        loop = self._bind_loop()
-        if timeout is DEFAULT:
-            timeout = self._acquire_timeout
-        else:
-            timeout = check_optional_seconds("timeout", timeout)
-        loop_time = self._loop_time
-        started = loop_time()
+    async def _obtain(self, timeout: float | _Default | None) -> Slot[T]:
+        """The slow path: whatever ``acquire`` could not do without awaiting."""
+        binding = self._bind_loop()
+        timeout = self._acquire_timeout if timeout is DEFAULT else check_timeout("timeout", timeout)
+        started = binding.time()
         deadline = None if timeout is None else started + timeout
+        grant: Any = self._checkout()
         while True:
-            if self._closed:
-                raise PoolClosed(f"pool {self._name!r} is closed; call open() to use it again")
-            if self._idle:
-                slot = self._pop_idle()
-            elif self._reserve():
-                return await self._create_within(deadline, timeout)
+            if grant is WAIT:
+                grant = await self._wait(binding, started, deadline, timeout)
+            if grant is CREATE:
+                slot = await self._create_within(deadline, timeout)
             else:
-                # Queue for a grant; at the deadline ``_deadlines`` sets EXPIRED.
-                waiter = self._new_future()
-                self._waiters.append(waiter)
-                self._waiting += 1
-                if deadline is not None:
-                    self._deadlines.add(loop, deadline, waiter, self._waiting)
-                try:
-                    grant = await waiter
-                except BaseException:
-                    self._note_wait(loop_time() - started)
-                    self._leave_queue(waiter)
-                    raise
-                self._note_wait(loop_time() - started)
-                if grant is CREATE:
-                    return await self._create_within(deadline, timeout)
-                if grant is EXPIRED or grant is CLOSED:
-                    raise self._refusal(grant, timeout)
                 slot = grant
-            if self._plain or (self._recycle_only and self._clock() < slot.expires_at):
-                self._lend(slot)
+                if slot.state == CHECKING:
+                    slot = await self._check_within(slot, deadline, timeout)
+            if slot.state == LEASED:
+                if self._tracking:
+                    self._track(slot)
                 return slot
-            if await self._usable_within(slot, deadline, timeout):
-                self._lend(slot)
-                return slot
-            started = loop_time()
+            # A stale slot: this caller releases it, then creates in its place.
+            await self._replace_within(slot, deadline, timeout)
+            grant = CREATE
+
+    async def _wait(
+        self,
+        binding: _Binding,
+        started: float,
+        deadline: float | None,
+        timeout: float | None,
+    ) -> Any:
+        waiter = binding.new_future()
+        self._waiters.append(waiter)
+        self._waiting += 1
+        if deadline is not None:
+            binding.deadlines.add(deadline, waiter, self._waiting)
+        try:
+            grant = await waiter
+        except BaseException:
+            self._note_wait(binding.time() - started)
+            self._leave_queue(waiter)
+            raise
+        self._note_wait(binding.time() - started)
+        if grant is EXPIRED:
+            raise self._timeout_error(timeout, "waiting")
+        if grant is CLOSED:
+            raise PoolClosed(f"pool {self._name!r} was closed while waiting for a resource")
+        if grant is UNAVAILABLE:
+            raise self._unavailable_error(counted=True)
+        return grant
+
+    def _expire(self, waiter: _Waiter) -> None:
+        waiter.set_result(EXPIRED)
+        self._abandon()
 
     def _leave_queue(self, waiter: _Waiter) -> None:
         """The caller stopped waiting (cancelled): pass on what it was granted, if any."""
@@ -228,44 +332,24 @@ class AsyncPool(PoolCore[T, _Waiter]):
             self._abandon()
             return
         grant = waiter.result()
-        if grant is EXPIRED:
-            self._abandon()
-        else:
-            for stale in self._give_back(grant):
-                self._spawn_release(stale.resource)
-
-    def _refusal(self, grant: _Grant, timeout: float | None) -> PoolError:
-        if grant is EXPIRED:
-            self._abandon()
-            return self._timed_out(timeout, "waiting")
-        return PoolClosed(f"pool {self._name!r} was closed while waiting for a resource")
-
-    def _timed_out(self, timeout: float | None, phase: str) -> PoolTimeout:
-        self._timeouts += 1
-        return self._timeout_error(timeout, phase)
+        if grant is not EXPIRED:
+            stale = self._refused(grant)
+            if stale is not None:
+                self._spawn_release(stale)
 
     async def _create_within(self, deadline: float | None, timeout: float | None) -> Slot[T]:
         try:
             async with asyncio.timeout_at(deadline) as scope:
-                return await self._create(lend=True)
+                slot = await self._create()
         except TimeoutError:
             if not scope.expired():
                 raise
-            raise self._timed_out(timeout, "creating") from None
+            raise self._timeout_error(timeout, "creating") from None
+        self._lend(slot)
+        return slot
 
-    async def _usable_within(
-        self, slot: Slot[T], deadline: float | None, timeout: float | None
-    ) -> bool:
-        try:
-            async with asyncio.timeout_at(deadline) as scope:
-                return await self._usable(slot)
-        except TimeoutError:
-            if not scope.expired():
-                raise
-            raise self._timed_out(timeout, "checking") from None
-
-    async def _create(self, *, lend: bool) -> Slot[T]:
-        """Run the factory under a reservation made by the caller."""
+    async def _create(self) -> Slot[T]:
+        """Run the factory under a reservation made by the caller; the slot is not placed."""
         try:
             made = self._factory()
             if not inspect.isawaitable(made):
@@ -275,127 +359,163 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 )
             resource = await made
         except BaseException as exc:
-            if isinstance(exc, Exception):
-                self._factory_errors += 1
-            self._unreserve()
+            self._unreserve(exc)
             raise
-        slot = self._register(resource, self._clock())
-        if lend:
-            self._lend(slot)
+        slot = self._register(resource)
+        if self._binding is not None and self._binding.ready:
+            self._notify_ready(self._binding)
         return slot
 
-    async def _usable(self, slot: Slot[T]) -> bool:
-        """Decide on an idle slot in hand; a stale one is released, never lost."""
-        reason = self._verdict(slot)
-        if reason == "check":
-            assert self._check is not None
-            try:
-                ok = await self._check(slot.resource)
-            except Exception:
-                logger.warning("pool %r: check raised", self._name, exc_info=True)
-                ok = False
-            except BaseException:
-                # Interrupted mid-check: its state is unknown, so it is not pooled again.
-                self._check_failures += 1
-                self._destroy(slot)
-                raise
-            if ok:
-                return True
-        elif reason is None:
-            return True
-        self._count_stale(reason)
-        self._destroy(slot)
-        return False
+    async def _check_within(
+        self, slot: Slot[T], deadline: float | None, timeout: float | None
+    ) -> Slot[T]:
+        try:
+            async with asyncio.timeout_at(deadline) as scope:
+                ok = await self._run_check(slot)
+        except BaseException as exc:
+            # Interrupted mid-check: its state is unknown, so it is not pooled again.
+            self._spawn_release(self._checked(slot, False))
+            if isinstance(exc, TimeoutError) and scope.expired():
+                raise self._timeout_error(timeout, "checking") from None
+            raise
+        return self._checked(slot, ok)
+
+    async def _run_check(self, slot: Slot[T]) -> bool:
+        assert self._check is not None
+        try:
+            result = self._check(slot.resource)
+            if inspect.isawaitable(result):
+                result = await result
+            return bool(result)
+        except Exception:
+            logger.warning("pool %r: check raised", self._name, exc_info=True)
+            return False
+
+    async def _replace_within(
+        self, slot: Slot[T], deadline: float | None, timeout: float | None
+    ) -> None:
+        """Release a stale ``slot`` and keep its capacity to create in its place."""
+        claim = _Claim()
+        task = self._spawn_release(slot, claim)
+        try:
+            async with asyncio.timeout_at(deadline) as scope:
+                await asyncio.shield(task)
+        except BaseException as exc:
+            claim.wanted = False
+            if claim.granted:  # the releaser finished just now: pass the capacity on
+                self._unreserve()
+            if isinstance(exc, TimeoutError) and scope.expired():
+                raise self._timeout_error(timeout, "releasing a stale resource") from None
+            raise
+        if not claim.granted:
+            raise self._closed_error() if self._closed else self._unavailable_error()
 
     # -- return ---------------------------------------------------------------
 
     async def release(self, resource: T) -> None:
         """Give a leased resource back (through ``reset`` if the pool has one).
 
+        Waits for ``reset`` only; the releaser of a resource that is not
+        pooled again runs in a task of its own.
+
         Raises:
             PoolError: ``resource`` is not leased from this pool (never was, is
                 idle, or was already released); nothing changes.
         """
         slot = self._slots.get(id(resource))
-        if slot is None or slot.resource is not resource or not slot.leased:
+        if slot is None or slot.resource is not resource or slot.state != LEASED:
             slot = self._leased_slot(resource)
-        if not self._plain_return:
-            await self._return(slot)
+        if self._plain_return:
+            # inline: stale = self._return_plain(slot)
+            stale = None
+            self._in_use -= 1
+            self._released += 1
+            if slot.generation != self._generation:
+                self._retire(slot)
+                stale = slot
+            elif self._waiting:
+                stale = self._place(slot)
+            else:
+                if self._stamp_returns:
+                    slot.returned_at = self._clock()
+                slot.state = IDLE
+                self._idle.append(slot)
+            # end inline
+            if stale is not None:
+                self._spawn_release(stale)
             return
-        # The hot path (twin: ``AsyncLease.__aexit__``): no reset, no test.
-        slot.leased = False
-        self._in_use -= 1
-        self._released += 1
-        if slot.generation != self._generation:
-            self._destroy(slot)
-            return
-        if self._stamp_returns:
-            slot.returned_at = self._clock()
-        if not (self._waiting and self._hand_over(slot)):
-            self._idle.append(slot)
+        await self._return(slot, broken=False)
 
-    async def _return(self, slot: Slot[T]) -> None:
-        """Return a leased slot through ``reset`` and the ``alive`` test."""
-        self._unlend(slot)
-        resource = slot.resource
+    async def _return(self, slot: Slot[T], *, broken: bool) -> None:
+        """End a lease through ``reset`` and ``alive``, or discard it (``broken``)."""
+        stale = self._take_back(slot, broken=broken)
+        if slot.state == RESETTING:
+            stale = self._reset_done(slot, await self._run_reset(slot))
+        if stale is not None:
+            self._spawn_release(stale)
+
+    async def _run_reset(self, slot: Slot[T]) -> bool:
+        """Run ``reset``; False if it failed (logged)."""
+        assert self._reset is not None
         try:
-            if self._reset is not None:
-                pending = self._reset(resource)
-                if pending is not None:
-                    async with asyncio.timeout(self._releaser_timeout):
-                        await pending
-            if self._alive is not None and not self._alive(resource):
-                self._check_failures += 1
-                self._destroy(slot)
-                return
+            pending = self._reset(slot.resource)
+            if inspect.isawaitable(pending):
+                async with asyncio.timeout(self._releaser_timeout):
+                    await pending
         except Exception:
-            self._reset_errors += 1
             logger.warning(
                 "pool %r: reset failed; discarding the resource", self._name, exc_info=True
             )
-            self._destroy(slot)
-            return
+            return False
         except BaseException:
-            self._destroy(slot)
+            # Cancelled mid-reset: the resource's state is unknown, so it is released.
+            stale = self._reset_done(slot, None)
+            assert stale is not None
+            self._spawn_release(stale)
             raise
-        if not self._accept(slot):
-            self._destroy(slot)
-        for expired in self._expired_idle():
-            self._spawn_release(expired.resource)
+        return True
 
     async def discard(self, resource: T) -> None:
         """Release a leased resource you know is broken, instead of pooling it.
 
-        Its capacity is freed once the releaser finished. Inside ``lease()``
-        the lease's exit then does nothing.
+        Waits for the releaser (in a task of its own: cancelling this call
+        does not interrupt it). Inside ``lease()`` the lease's exit then does
+        nothing.
 
         Raises:
             PoolError: ``resource`` is not leased from this pool.
         """
         slot = self._leased_slot(resource)
-        self._unlend(slot)
-        self._discarded += 1
-        await asyncio.shield(self._destroy(slot))
+        stale = self._take_back(slot, broken=True)
+        assert stale is not None
+        await asyncio.shield(self._spawn_release(stale))
 
-    def _discard_slot(self, slot: Slot[T]) -> None:
-        self._unlend(slot)
-        self._discarded += 1
-        self._destroy(slot)
+    async def detach(self, resource: T) -> None:
+        """Take a leased resource out of the pool for good, without releasing it.
 
-    def _destroy(self, slot: Slot[T]) -> asyncio.Task[BaseException | None]:
-        self._retire(slot)
-        return self._spawn_release(slot.resource)
+        The caller now owns it (and must close it); its capacity is free at
+        once, counted in ``stats().detached``. Inside ``lease()`` the exit
+        then does nothing.
+
+        Raises:
+            PoolError: ``resource`` is not leased from this pool.
+        """
+        self._detach(self._leased_slot(resource))
 
     def _spawn_release(
-        self, resource: T, *, report: bool = True
+        self, slot: Slot[T], claim: _Claim | None = None, *, report: bool = True
     ) -> asyncio.Task[BaseException | None]:
         # A task of its own, so a cancelled caller cannot interrupt the releaser.
-        task = asyncio.get_running_loop().create_task(self._run_releaser(resource, report))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        binding = self._binding
+        assert binding is not None
+        return binding.spawn(self._run_releaser(slot.resource, claim, report))
 
-    async def _run_releaser(self, resource: T, report: bool) -> BaseException | None:
+    def _on_stale(self, slot: Slot[T]) -> None:  # pragma: no cover - see PoolCore._serve
+        self._spawn_release(slot)
+
+    async def _run_releaser(
+        self, resource: T, claim: _Claim | None, report: bool
+    ) -> BaseException | None:
         try:
             async with asyncio.timeout(self._releaser_timeout):
                 done = self._releaser(resource)
@@ -419,75 +539,108 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 logger.warning("pool %r: releasing a resource failed", self._name, exc_info=exc)
             return error
         finally:
-            self._release_done()
+            if claim is None:
+                self._release_done()
+            else:
+                claim.granted = self._replace(claim.wanted)
         return None
+
+    async def _release_all(self, slots: list[Slot[T]]) -> list[BaseException]:
+        """Release retired slots concurrently; a cancelled caller leaves them running."""
+        if not slots:
+            return []
+        tasks = [self._spawn_release(slot, report=False) for slot in slots]
+        results = await asyncio.shield(asyncio.gather(*tasks))
+        return [r for r in results if r is not None]
 
     # -- lifecycle ------------------------------------------------------------
 
     async def prefill(self, count: int | None = None) -> None:
         """Create resources concurrently until ``min(count, pool_size)`` are idle.
 
-        Stops early when the pool is full. Keeps what succeeded; each creation
-        is bounded by ``acquire_timeout``.
+        ``count`` (default ``pool_size``) counts the idle resources and the
+        creations of other ``prefill`` calls in flight. Keeps what succeeded;
+        each creation is bounded by ``acquire_timeout``. Cancelled, it keeps
+        what was made and holds no capacity.
 
         Raises:
             ExceptionGroup: the errors of the creations that failed.
             PoolClosed: the pool is closed.
         """
-        self._bind_loop()
+        if count is not None:
+            check_count("count", count, hint="the idle resources prefill aims for")
+        binding = self._bind_loop()
         if self._closed:
             raise PoolClosed(f"pool {self._name!r} is closed; call open() before prefill()")
-        target = self._pool_size if count is None else min(check_pool_size(count), self._pool_size)
-        wanted = target - len(self._idle)
-        if wanted <= 0:
+        self._start_maintainer(binding)
+        planned = self._plan_prefill(count)
+        if not planned:
             return
-        # Each creation reserves its capacity when it starts: one cancelled
-        # before it ran holds none.
-        results = await asyncio.gather(
-            *(self._prefill_one() for _ in range(wanted)), return_exceptions=True
-        )
+        tasks = [self._spawn_creation(binding, prefill=True) for _ in range(planned)]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            made = sum(1 for r in results if r is True)
             raise BaseExceptionGroup(
-                f"pool {self._name!r}: prefill created {made} of {made + len(errors)} resources",
+                f"pool {self._name!r}: prefill created {planned - len(errors)} of "
+                f"{planned} resources",
                 errors,
             )
 
-    async def _prefill_one(self) -> bool:
-        """Create one idle resource; False if the pool was already full."""
-        if not self._reserve():
-            return False
+    def _spawn_creation(self, binding: _Binding, *, prefill: bool) -> asyncio.Task[None]:
+        """Create one resource for the pool under a reservation already made."""
+        started = [False]
+        task = binding.spawn(self._create_placed(started, prefill))
+
+        def never_started(task: asyncio.Task[None]) -> None:
+            # Cancelled before its first step: its body never ran to use the reservation.
+            if not started[0]:
+                if prefill:
+                    self._prefilling -= 1
+                self._unreserve()
+
+        task.add_done_callback(never_started)
+        return task
+
+    async def _create_placed(self, started: list[bool], prefill: bool) -> None:
+        started[0] = True
         try:
-            async with asyncio.timeout(self._acquire_timeout):
-                slot = await self._create(lend=False)
-        except TimeoutError:
-            self._timeouts += 1
-            raise PoolTimeout(
-                f"pool {self._name!r}: creating a resource took more than "
-                f"{self._acquire_timeout} s (acquire_timeout)"
-            ) from None
-        if not self._accept(slot):
-            self._destroy(slot)
-        return True
+            try:
+                async with asyncio.timeout(self._acquire_timeout) as scope:
+                    slot = await self._create()
+            except TimeoutError:
+                if not scope.expired():
+                    raise
+                raise PoolTimeout(
+                    f"pool {self._name!r}: creating a resource took more than "
+                    f"{self._acquire_timeout} s (acquire_timeout)"
+                ) from None
+        except Exception:
+            if not prefill:
+                logger.warning(
+                    "pool %r: the maintainer failed to create a resource",
+                    self._name,
+                    exc_info=True,
+                )
+            raise
+        finally:
+            if prefill:
+                self._prefilling -= 1
+        stale = self._place(slot)
+        if stale is not None:
+            self._spawn_release(stale)
 
     async def dispose(self) -> None:
         """Release every idle resource now; leased ones are released on return.
 
-        The pool stays open and starts afresh on the next acquire or prefill.
-        Every resource is tried before errors are raised.
+        The pool stays open. Every resource is tried before errors are raised;
+        waits for the releasers (cancelling this call leaves them running).
 
         Raises:
             ExceptionGroup: the releaser errors, one per failed resource.
         """
         self._bind_loop()
-        self._generation += 1
         slots = self._take_all_idle()
-        if not slots:
-            return
-        tasks = [self._spawn_release(slot.resource, report=False) for slot in slots]
-        results = await asyncio.shield(asyncio.gather(*tasks))
-        errors = [r for r in results if r is not None]
+        errors = await self._release_all(slots)
         if errors:
             raise BaseExceptionGroup(
                 f"pool {self._name!r}: {len(errors)} of {len(slots)} resources failed to release",
@@ -495,43 +648,118 @@ class AsyncPool(PoolCore[T, _Waiter]):
             )
 
     async def close(self, timeout: float | None = 5.0) -> None:
-        """Dispose, refuse acquires with ``PoolClosed``, wait for leases to return.
+        """Close: refuse acquires with ``PoolClosed``, release idle resources, wait for leases.
 
-        Callers waiting now get ``PoolClosed``. Waits up to ``timeout`` seconds
-        for leased resources to come back and be released; a lease returned
-        later is still released, never pooled.
+        Callers waiting now get ``PoolClosed``; the maintainer stops. Waits
+        for the idle resources' releasers, then up to ``timeout`` seconds for
+        leased resources to come back and be released; a lease returned later
+        is still released, never pooled. Cancelled, it stops waiting at once
+        and the pool stays closed.
 
         Raises:
             ExceptionGroup: the releaser errors of the idle resources.
         """
-        timeout = check_optional_seconds("timeout", timeout)
-        loop = self._bind_loop()
-        self._mark_closed()
-        try:
-            await self.dispose()
-        finally:
+        timeout = check_timeout("timeout", timeout)
+        binding = self._bind_loop()
+        slots = self._mark_closed()
+        await self._stop_maintainer(binding)
+        errors = await self._release_all(slots)
+        if self._live():
+            drained = binding.loop.create_future()
+            binding.drains.append(drained)
+            await asyncio.wait([drained], timeout=timeout)
             if self._live():
-                drained: asyncio.Future[None] = loop.create_future()
-                self._drain.append(drained)
-                await asyncio.wait([drained], timeout=timeout)
-                if self._live():
-                    logger.warning(
-                        "pool %r: closed with %d resources still leased; they will be "
-                        "released when they come back",
-                        self._name,
-                        self._live(),
-                    )
+                logger.warning(
+                    "pool %r: closed with %d resources still leased; they will be "
+                    "released when they come back",
+                    self._name,
+                    self._live(),
+                )
+        if errors:
+            raise BaseExceptionGroup(
+                f"pool {self._name!r}: {len(errors)} of {len(slots)} resources failed to release",
+                errors,
+            )
+
+    def _live(self) -> int:
+        return len(self._slots) + self._creating + self._releasing
 
     def _drained(self) -> None:
-        drain, self._drain = self._drain, []
-        for future in drain:
+        binding = self._binding
+        if binding is not None:
+            drains, binding.drains = binding.drains, []
+            for future in drains:
+                if not future.done():
+                    future.set_result(None)
+
+    async def open(self) -> None:
+        """Accept acquires again after ``close()``; a no-op on an open pool.
+
+        Starts the maintainer if the pool has ``min_size`` or ``max_idle``.
+        """
+        binding = self._bind_loop()
+        self._mark_open()
+        self._start_maintainer(binding)
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until ``min_size`` resources exist (the maintainer creates them).
+
+        Raises:
+            PoolTimeout: they did not within ``timeout`` seconds (``None``: no limit).
+            PoolClosed: the pool is closed.
+        """
+        timeout = check_timeout("timeout", timeout)
+        binding = self._bind_loop()
+        if self._closed:
+            raise self._closed_error()
+        self._start_maintainer(binding)
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self._slots) < self._min_size:
+                    ready = binding.loop.create_future()
+                    binding.ready.append(ready)
+                    await ready
+        except TimeoutError:
+            raise PoolTimeout(
+                f"pool {self._name!r}: {len(self._slots)} of min_size={self._min_size} "
+                f"resources exist after {timeout} s ({self.stats().last_error or 'no error'})"
+            ) from None
+
+    def _notify_ready(self, binding: _Binding) -> None:
+        ready, binding.ready = binding.ready, []
+        for future in ready:
             if not future.done():
                 future.set_result(None)
 
-    async def open(self) -> None:
-        """Accept acquires again after ``close()``; a no-op on an open pool."""
-        self._bind_loop()
-        self._mark_open()
+    async def resize(self, pool_size: int | None = None, *, min_size: int | None = None) -> None:
+        """Change ``pool_size`` and/or ``min_size`` now.
+
+        Growing serves waiters at once. Shrinking releases idle resources
+        beyond the new size now (and waits for that) and leased ones as they
+        come back, never pooling beyond the new size.
+
+        Raises:
+            ValueError, TypeError: a bad size; nothing changes.
+            ExceptionGroup: releaser errors of the idle resources released.
+        """
+        binding = self._bind_loop()
+        slots = self._resize(pool_size, min_size)
+        self._start_maintainer(binding)
+        binding.nudge.set()
+        errors = await self._release_all(slots)
+        if errors:
+            raise BaseExceptionGroup(
+                f"pool {self._name!r}: {len(errors)} of {len(slots)} resources failed to release",
+                errors,
+            )
+
+    def stats(self) -> PoolStats:
+        """A frozen snapshot of the pool's gauges and cumulative counters."""
+        return self._stats()
+
+    def leases(self) -> tuple[LeaseInfo, ...]:
+        """One ``LeaseInfo`` per resource leased now, oldest first (with tracking on)."""
+        return self._lease_infos()
 
     async def __aenter__(self) -> AsyncPool[T]:
         """Open and prefill; on a prefill failure, close again and raise."""
@@ -552,7 +780,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
         await self.close()
 
     def lifespan(self, app: object = None) -> contextlib.AbstractAsyncContextManager[None]:
-        """``FastAPI(lifespan=pool.lifespan)``: prefill on startup, close on shutdown."""
+        """``FastAPI(lifespan=pool.lifespan)``: open and prefill on startup, close on shutdown."""
         return self._lifespan()
 
     @contextlib.asynccontextmanager
@@ -560,48 +788,83 @@ class AsyncPool(PoolCore[T, _Waiter]):
         async with self:
             yield
 
-    # -- flavour hooks ----------------------------------------------------------
+    # -- the maintainer ---------------------------------------------------------
 
-    def _watch_leak(self, slot: Slot[T]) -> None:
+    def _start_maintainer(self, binding: _Binding) -> None:
+        if binding.maintainer is None and self._needs_maintainer():
+            binding.nudge.clear()
+            binding.maintainer = binding.loop.create_task(self._maintain_loop(binding))
+
+    def _nudge(self) -> None:
+        binding = self._binding
+        if binding is not None:
+            if binding.maintainer is None:
+                self._start_maintainer(binding)
+            else:
+                binding.nudge.set()
+
+    async def _stop_maintainer(self, binding: _Binding) -> None:
+        task = binding.maintainer
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+
+    async def _maintain_loop(self, binding: _Binding) -> None:
+        try:
+            while True:
+                creations, retired, wake_at = self._maintain()
+                for slot in retired:
+                    self._spawn_release(slot)
+                if creations:
+                    tasks = [self._spawn_creation(binding, prefill=False) for _ in range(creations)]
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    continue
+                if not self._needs_maintainer():
+                    return
+                delay = None if wake_at is None else max(0.0, wake_at - self._clock())
+                binding.nudge.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await binding.nudge.wait()
+        finally:
+            if binding.maintainer is asyncio.current_task():
+                binding.maintainer = None
+
+    # -- lease tracking and loops ------------------------------------------------
+
+    def _track(self, slot: Slot[T]) -> None:
         assert self._loop is not None
         assert self._leak_timeout is not None
+        slot.leased_at = self._clock()
+        slot.site = call_site()
         slot.leak_timer = self._loop.call_later(
-            self._leak_timeout, self._report_leak, slot, slot.serial, call_site()
+            self._leak_timeout, self._report_leak, slot, slot.serial
         )
 
-    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+    def _bind_loop(self) -> _Binding:
         loop = _get_running_loop()
-        if loop is self._loop:
-            return loop
-        old = self._loop
-        if old is not None and (self._live() or self._waiting):
-            if not old.is_closed():
-                raise PoolError(
-                    f"pool {self._name!r} has {self._live()} live resources bound to another "
-                    "event loop that is still open; dispose() or close() it in that loop "
-                    "first, or make one pool per loop"
-                )
-            # That loop is gone: its resources cannot be touched any more.
-            self._forget()
+        binding = self._binding
+        if binding is not None and binding.loop is loop:
+            return binding
+        if binding is not None:
+            if self._live() or self._waiting:
+                if not binding.loop.is_closed():
+                    raise PoolError(
+                        f"pool {self._name!r} has {self._live()} live resources bound to "
+                        "another event loop that is still open; dispose() or close() it in "
+                        "that loop first, or make one pool per loop"
+                    )
+                # That loop is gone: its resources cannot be touched any more.
+                self._forget()
+            binding.abandon()
+        self._binding = binding = _Binding(loop, self._expire)
         self._loop = loop
-        # The loop's clock and futures, without a Python frame when they are asyncio's own.
-        base = asyncio.BaseEventLoop
-        self._loop_time = time.monotonic if type(loop).time is base.time else loop.time
-        self._new_future = (
-            functools.partial(_Future, loop=loop)
-            if type(loop).create_future is base.create_future
-            else loop.create_future
-        )
-        return loop
-
-    def _forget(self) -> None:
-        super()._forget()
-        self._tasks.clear()
-        self._drain.clear()
-        self._deadlines.clear()
+        self._start_maintainer(binding)
+        return binding
 
     def _after_fork(self) -> None:
         self._forget()
+        self._binding = None
         self._loop = None
 
 

@@ -1,9 +1,12 @@
-"""The pool's bookkeeping: every decision, no I/O.
+"""The pool's decisions: capacity, the waiter queue, what a caller gets and
+what becomes of a returned or stale resource. No I/O, no waiting.
 
-Both pools keep their state here and call these methods (the thread pool
-under its lock), then do the I/O (factory, releaser, reset, check) outside.
-A resource's capacity is given back in exactly one place per path:
-``_unreserve`` for a failed creation and ``_release_done`` for a destroyed resource.
+Both pools keep their state here and change it only through these methods
+(the thread pool under its lock); they run the factory, releaser, check and
+reset outside, then report back. Capacity comes back in two places only:
+``_unreserve`` (a creation failed) and ``_release_done`` (a releaser finished).
+The hot paths (``_lend_idle``, ``_return_plain``) are inlined into the pools
+and leases by ``tools/hot_paths.py``; edit them here and regenerate.
 """
 
 from __future__ import annotations
@@ -11,34 +14,48 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, Generic, Protocol, TypeVar
 
-from escudeiro_pools._errors import PoolError, PoolTimeout
-from escudeiro_pools._stats import PoolStats
+from escudeiro_pools._breaker import Breaker
+from escudeiro_pools._errors import PoolBusy, PoolClosed, PoolError, PoolTimeout, PoolUnavailable
+from escudeiro_pools._options import Options, check_count
+from escudeiro_pools._stats import LeaseInfo, PoolStats
 
-__all__ = ["CLOSED", "CREATE", "DEFAULT", "EXPIRED", "PoolCore", "Slot", "logger"]
+__all__ = [
+    "CHECKING",
+    "CLOSED",
+    "CREATE",
+    "DEFAULT",
+    "EXPIRED",
+    "GONE",
+    "IDLE",
+    "LEASED",
+    "RESETTING",
+    "UNAVAILABLE",
+    "WAIT",
+    "PoolCore",
+    "Slot",
+    "Waiter",
+    "logger",
+]
 
 T = TypeVar("T")
 
-
-class Waiter(Protocol):
-    """A caller queued for a grant: an ``asyncio.Future`` or a thread's handle."""
-
-    def done(self) -> bool:
-        """True once granted or given up: ``_serve`` skips it."""
-        ...
-
-    def set_result(self, grant: Any, /) -> None:
-        """Hand over a grant (a ``Slot``, ``CREATE`` or ``CLOSED``) and wake the caller."""
-        ...
-
-
-W = TypeVar("W", bound=Waiter)
-
 logger: Final = logging.getLogger("escudeiro_pools")
+
+# A slot's state. Every live slot is in exactly one of the first four.
+IDLE: Final = 0  # pooled, in ``_idle``
+LEASED: Final = 1  # lent to a caller (or granted to a waiter that has not woken yet)
+CHECKING: Final = 2  # taken from idle; ``check`` runs before it is lent
+RESETTING: Final = 3  # returned; ``reset`` runs before it is pooled
+GONE: Final = 4  # retired (being released), detached or forgotten: never comes back
+
+#: How long before its lifetime ends the maintainer replaces an idle resource.
+LOOKAHEAD: Final = 1.0
 
 
 class _Token:
@@ -59,11 +76,15 @@ class _Default:
 #: The per-call default for ``timeout``: the pool's ``acquire_timeout``.
 DEFAULT: Final = _Default()
 
-#: Granted to a waiter: capacity is reserved for it, it must create a resource.
+#: The caller holds reserved capacity and must run the factory.
 CREATE: Final = _Token("CREATE")
+#: The caller must queue for a grant.
+WAIT: Final = _Token("WAIT")
 #: Granted to a waiter: the pool closed while it waited.
 CLOSED: Final = _Token("CLOSED")
-#: Set on a waiter by its own timer: its deadline passed first.
+#: Granted to a waiter: capacity is free but the factory keeps failing.
+UNAVAILABLE: Final = _Token("UNAVAILABLE")
+#: Set on a waiter by its own deadline.
 EXPIRED: Final = _Token("EXPIRED")
 
 
@@ -75,317 +96,268 @@ class Slot(Generic[T]):
         "expires_at",
         "generation",
         "leak_timer",
-        "leased",
+        "leased_at",
         "resource",
         "returned_at",
         "serial",
+        "site",
+        "state",
     )
 
     def __init__(self, resource: T, created_at: float, generation: int, expires_at: float) -> None:
         self.resource = resource
+        self.state = IDLE
+        #: How many times it was lent: a lease remembers it, ``max_uses`` compares it.
+        self.serial = 0
+        self.generation = generation
         self.created_at = created_at
         self.expires_at = expires_at
         self.returned_at = created_at
-        self.generation = generation
-        self.serial = 0
-        self.leased = False
+        self.leased_at = 0.0
+        self.site: str | None = None
         self.leak_timer: Any = None
+
+
+Grant = Slot[Any] | _Token
+
+
+class Waiter(Protocol):
+    """A caller queued for a grant: an ``asyncio.Future`` or a thread's handle."""
+
+    def done(self) -> bool:
+        """True once it was granted something or gave up: it is skipped."""
+        ...
+
+    def set_result(self, grant: Any, /) -> object:
+        """Hand over a grant and wake the caller; ``False`` refuses it (its loop is gone)."""
+        ...
+
+
+W = TypeVar("W", bound=Waiter)
 
 
 class PoolCore(Generic[T, W]):
     """Idle slots, live count, waiter queue and counters, with pure transitions.
 
-    ``_slots`` maps ``id(resource)`` to every live slot (idle, leased or in
-    hand); live = ``len(_slots) + _creating + _releasing`` never exceeds
-    ``_pool_size``.  Idle slots and live waiters are never both present.
+    ``_slots`` maps ``id(resource)`` to every slot that is idle, leased,
+    checking or resetting; ``size == len(_slots) + _creating + _releasing``
+    never exceeds ``_pool_size`` (but after a shrinking ``resize``). Idle
+    slots and live waiters are never both present.
     """
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        pool_size: int,
-        lifo: bool,
-        recycle: float,
-        max_idle: float | None,
-        has_check: bool,
-        check_after_idle: float,
-        alive: Callable[[T], bool] | None,
-        has_reset: bool,
-        leak_timeout: float | None,
-        discard_on: tuple[type[BaseException], ...],
-        clock: Callable[[], float],
-    ) -> None:
-        self._name = name
-        self._pool_size = pool_size
-        self._recycle = recycle if recycle > 0 else None
-        self._max_idle = max_idle
-        self._has_check = has_check
-        self._check_after_idle = check_after_idle
-        self._alive = alive
-        self._leak_timeout = leak_timeout
-        self._discard_on = discard_on
-        self._clock = clock
-        # True when a checkout needs no inspection at all: the hot path skips the clock.
-        self._plain = self._recycle is None and max_idle is None and not has_check and alive is None
-        # Only the age since creation matters at checkout: compare with one clock read.
+    def __init__(self, options: Options) -> None:
+        self._options = options
+        self._name = options.name
+        self._pool_size = options.pool_size
+        self._min_size = options.min_size
+        self._recycle = options.recycle
+        self._jitter = options.recycle_jitter
+        self._max_uses = options.max_uses
+        self._max_idle = options.max_idle
+        self._has_check = options.check is not None
+        self._check_after_idle = options.check_after_idle
+        self._alive = options.alive
+        self._has_reset = options.reset is not None
+        self._leak_timeout = options.leak_timeout
+        self._tracking = options.leak_timeout is not None
+        self._discard_on = options.discard_on
+        self._max_waiting = options.max_waiting
+        self._clock = options.clock
+        self._breaker = Breaker(options.name, options.fail_fast_after, options.retry_backoff)
+        # A checkout that needs no inspection at all does not read the clock.
+        self._plain = self._recycle is None and self._max_idle is None
+        self._plain = self._plain and not self._has_check and self._alive is None
+        # Only the age since creation matters at checkout: one clock read.
         self._recycle_only = (
-            self._recycle is not None and max_idle is None and not has_check and alive is None
-        )
-        # Returns need more than bookkeeping only for options that act on them.
-        self._plain_return = (
-            not has_reset and alive is None and max_idle is None and leak_timeout is None
+            self._recycle is not None
+            and self._max_idle is None
+            and not self._has_check
+            and self._alive is None
         )
         # Return times matter only to options that measure idleness.
-        self._stamp_returns = max_idle is not None or has_check
+        self._stamp_returns = self._max_idle is not None or self._has_check
+        self._shrinking = False
+        self._plain_return = True
+        self._refresh_return_path()
         self._idle: deque[Slot[T]] = deque()
-        self._lifo = lifo
-        self._pop_idle: Callable[[], Slot[T]] = self._idle.pop if lifo else self._idle.popleft
+        # LIFO lends the most recently returned slot; both append returns on the right.
+        self._pop_idle: Callable[[], Slot[T]] = (
+            self._idle.pop if options.lifo else self._idle.popleft
+        )
         self._unpop_idle: Callable[[Slot[T]], None] = (
-            self._idle.append if lifo else self._idle.appendleft
+            self._idle.append if options.lifo else self._idle.appendleft
         )
         self._slots: dict[int, Slot[T]] = {}
         self._creating = 0
+        self._prefilling = 0
+        self._checking = 0
+        self._resetting = 0
         self._releasing = 0
         self._in_use = 0
         self._waiters: deque[W] = deque()
         self._waiting = 0
         self._generation = 0
         self._closed = False
-        self._reset_counters()
-        _live_pools.add(self)
-
-    def _reset_counters(self) -> None:
-        self._created = self._destroyed = self._abandoned = 0
-        self._released = self._timeouts = self._lost_leases = 0
+        self._created = self._destroyed = self._abandoned = self._detached = 0
+        self._released = self._lost_leases = self._timeouts = 0
+        self._rejected = self._unavailable = 0
         self._factory_errors = self._releaser_errors = self._reset_errors = 0
         self._check_failures = self._recycled = self._idle_expired = 0
         self._discarded = self._leaks = self._waits = 0
         self._wait_time_total = self._wait_time_max = 0.0
+        _live_pools.add(self)
+
+    def _refresh_return_path(self) -> None:
+        """A return is plain (bookkeeping only) unless an option or a shrink acts on it."""
+        self._plain_return = (
+            not self._has_reset
+            and self._alive is None
+            and self._max_uses is None
+            and not self._tracking
+            and not self._shrinking
+        )
 
     # -- flavour hooks ---------------------------------------------------------
 
-    def _drained(self) -> None:
-        """Called when a closed pool has no live resource left."""
+    def _track(self, slot: Slot[T]) -> None:
+        """Lease tracking is on: record when and where ``slot`` was lent, watch for a leak."""
+        slot.leased_at = self._clock()
 
-    # -- transitions ----------------------------------------------------------
-
-    def _live(self) -> int:
-        return len(self._slots) + self._creating + self._releasing
-
-    def _fresh(self, slot: Slot[T]) -> bool:
-        """True if an idle ``slot`` may be lent as it is, with no awaited or blocking check.
-
-        The hot paths inline this test; with the default options it is one clock read.
-        """
-        return (
-            self._plain
-            or (self._recycle_only and self._clock() < slot.expires_at)
-            or self._verdict(slot) is None
-        )
-
-    def _reserve(self) -> bool:
-        """Reserve capacity for one creation if the pool is below its size."""
-        if len(self._slots) + self._creating + self._releasing < self._pool_size:
-            self._creating += 1
-            return True
-        return False
-
-    def _unreserve(self) -> None:
-        """A reserved creation did not produce a resource: free its capacity."""
-        self._creating -= 1
-        self._serve()
-        self._check_drained()
-
-    def _register(self, resource: T, now: float) -> Slot[T]:
-        """A reserved creation produced ``resource``: it becomes a live slot."""
-        key = id(resource)
-        if key in self._slots:
-            self._unreserve()
-            raise PoolError(
-                f"pool {self._name!r}: the factory returned a resource that is already "
-                "in the pool; it must make a new object on every call"
-            )
-        self._creating -= 1
-        expires_at = now + self._recycle if self._recycle is not None else math.inf
-        # Made for a pool that closed meanwhile: a generation never current, so never pooled.
-        generation = -1 if self._closed else self._generation
-        slot: Slot[T] = Slot(resource, now, generation, expires_at)
-        self._slots[key] = slot
-        self._created += 1
-        return slot
-
-    def _lend(self, slot: Slot[T]) -> None:
-        slot.leased = True
-        slot.serial += 1
-        self._in_use += 1
-        if self._leak_timeout is not None:
-            self._watch_leak(slot)
-
-    def _watch_leak(self, slot: Slot[T]) -> None:
-        """Start a timer that warns once if ``slot`` stays leased too long."""
-
-    def _report_leak(self, slot: Slot[T], serial: int, site: str) -> None:
-        if slot.leased and slot.serial == serial:
-            self._leaks += 1
-            logger.warning(
-                "pool %r: a resource has been leased for more than %.1f s; acquired at %s",
-                self._name,
-                self._leak_timeout,
-                site,
-            )
-
-    def _verdict(self, slot: Slot[T]) -> str | None:
-        """Why an idle ``slot`` may not be handed out as it is, or None if it may.
-
-        "check" means it may, after the (awaited or blocking) ``check`` passes.
-        """
-        if self._alive is not None:
-            try:
-                if not self._alive(slot.resource):
-                    return "dead"
-            except Exception:
-                logger.warning("pool %r: alive test raised", self._name, exc_info=True)
-                return "dead"
-        if self._recycle is None and not self._stamp_returns:
-            return None
-        now = self._clock()
-        if now >= slot.expires_at:
-            return "recycled"
-        if self._max_idle is not None and now - slot.returned_at >= self._max_idle:
-            return "idle_expired"
-        if self._has_check and now - slot.returned_at >= self._check_after_idle:
-            return "check"
-        return None
-
-    def _count_stale(self, reason: str) -> None:
-        if reason == "recycled":
-            self._recycled += 1
-        elif reason == "idle_expired":
-            self._idle_expired += 1
-        else:
-            self._check_failures += 1
-
-    def _expired_idle(self) -> list[Slot[T]]:
-        """Retire idle slots past ``max_idle``, oldest first, so an idle pool shrinks."""
-        expired: list[Slot[T]] = []
-        if self._max_idle is None:
-            return expired
-        limit = self._clock() - self._max_idle
-        idle = self._idle
-        while idle and idle[0].returned_at <= limit:
-            slot = idle.popleft()
-            self._idle_expired += 1
-            self._retire(slot)
-            expired.append(slot)
-        return expired
-
-    def _leased_slot(self, resource: object) -> Slot[T]:
-        """The slot ``resource`` is leased under, or PoolError if it is not leased."""
-        slot = self._slots.get(id(resource))
-        if slot is not None and slot.resource is resource and slot.leased:
-            return slot
-        if slot is not None and slot.resource is resource:
-            raise PoolError(
-                f"pool {self._name!r}: {resource!r} is not leased (it is idle in the pool "
-                "or already being returned); release each acquired resource exactly once"
-            )
-        raise PoolError(
-            f"pool {self._name!r}: {resource!r} was not acquired from this pool "
-            "(or was already destroyed); release resources only to the pool they came from"
-        )
-
-    def _unlend(self, slot: Slot[T]) -> None:
-        slot.leased = False
-        self._in_use -= 1
-        self._released += 1
+    def _untrack(self, slot: Slot[T]) -> None:
         if slot.leak_timer is not None:
             slot.leak_timer.cancel()
             slot.leak_timer = None
+        slot.site = None
 
-    def _accept(self, slot: Slot[T]) -> bool:
-        """Take back an unleased slot; False means it is stale and must be destroyed."""
+    def _drained(self) -> None:
+        """A closed pool has no live resource left."""
+
+    def _nudge(self) -> None:
+        """The maintainer may have work now (start it if the pool needs one)."""
+
+    # -- the hot paths: inlined by tools/hot_paths.py --------------------------
+
+    def _lend_idle(self) -> Slot[T] | None:
+        """Lend the next idle slot as it is, or None: the caller takes the slow path."""
+        slot = None
+        if self._idle:
+            slot = self._pop_idle()
+            if (
+                self._plain
+                or (self._recycle_only and self._clock() < slot.expires_at)
+                or self._verdict(slot, alive=True) is None
+            ):
+                slot.state = LEASED
+                slot.serial += 1
+                self._in_use += 1
+                if self._tracking:
+                    self._track(slot)
+            else:
+                self._unpop_idle(slot)
+                slot = None
+        return slot
+
+    def _return_plain(self, slot: Slot[T]) -> Slot[T] | None:
+        """Take back a leased slot when ``_plain_return``; returns it if it must be released."""
+        stale = None
+        self._in_use -= 1
+        self._released += 1
         if slot.generation != self._generation:
-            return False
-        if self._stamp_returns:
-            slot.returned_at = self._clock()
-        self._idle.append(slot)
-        if self._waiting:
-            self._serve()
-        return True
+            self._retire(slot)
+            stale = slot
+        elif self._waiting:
+            stale = self._place(slot)
+        else:
+            if self._stamp_returns:
+                slot.returned_at = self._clock()
+            slot.state = IDLE
+            self._idle.append(slot)
+        return stale
 
-    def _retire(self, slot: Slot[T]) -> None:
-        """Take ``slot`` out of the pool; its capacity stays held until ``_release_done``."""
-        del self._slots[id(slot.resource)]
-        self._releasing += 1
+    # -- checkout ---------------------------------------------------------------
 
-    def _release_done(self) -> None:
-        """The releaser finished (or failed) for a retired slot: free its capacity."""
+    def _checkout(self) -> Grant:
+        """What a caller that found nothing to lend at once does next.
+
+        Returns a slot (``LEASED``: done; ``CHECKING``: run ``check`` then
+        ``_checked``; ``GONE``: it was stale, release it and then
+        ``_replace``), ``CREATE`` (capacity is reserved: run the factory) or
+        ``WAIT`` (queue with ``_enqueue``).
+
+        Raises:
+            PoolClosed, PoolUnavailable, PoolBusy.
+        """
+        if self._closed:
+            raise self._closed_error()
+        if self._idle:
+            return self._claim(self._pop_idle())
+        if self._has_room():
+            if self._breaker.is_open:
+                raise self._unavailable_error()
+            self._creating += 1
+            return CREATE
+        if self._max_waiting is not None and self._waiting >= self._max_waiting:
+            self._rejected += 1
+            raise PoolBusy(
+                f"pool {self._name!r}: {self._waiting} callers already wait (max_waiting="
+                f"{self._max_waiting}); retry later, or raise pool_size or max_waiting"
+            )
+        return WAIT
+
+    def _claim(self, slot: Slot[T]) -> Slot[T]:
+        """Judge an idle slot taken by a caller: lend it, have it checked, or retire it."""
+        reason = self._verdict(slot, alive=True)
+        if reason is None:
+            self._lend(slot)
+        elif reason == "check":
+            slot.state = CHECKING
+            self._checking += 1
+        else:
+            self._count_stale(reason)
+            self._retire(slot)
+        return slot
+
+    def _checked(self, slot: Slot[T], ok: bool) -> Slot[T]:
+        """The caller's ``check`` of a ``CHECKING`` slot ended: lend it, or retire it."""
+        self._checking -= 1
+        if ok and slot.generation == self._generation:
+            self._lend(slot)
+        else:
+            if not ok:
+                self._check_failures += 1
+            self._retire(slot)
+        return slot
+
+    def _replace(self, claimed: bool) -> bool:
+        """The releaser of a stale slot a caller took has finished (or failed).
+
+        If the caller still waits for it (``claimed``) and may create, its
+        capacity becomes that caller's creation: True. Otherwise it is freed.
+        """
         self._releasing -= 1
         self._destroyed += 1
+        if claimed and not self._closed and not self._breaker.is_open:
+            self._creating += 1
+            return True
         self._serve()
         self._check_drained()
-
-    def _take_all_idle(self) -> list[Slot[T]]:
-        slots = list(self._idle)
-        self._idle.clear()
-        for slot in slots:
-            self._retire(slot)
-        return slots
-
-    def _serve(self) -> None:
-        """Hand idle resources or free capacity to waiters, first come first served."""
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters[0]
-            if waiter.done():
-                waiters.popleft()
-                continue
-            grant: Slot[T] | _Token
-            if self._closed:
-                grant = CLOSED
-            elif self._idle:
-                grant = self._pop_idle()
-            elif self._reserve():
-                grant = CREATE
-            else:
-                return
-            waiters.popleft()
-            self._waiting -= 1
-            waiter.set_result(grant)
-
-    def _hand_over(self, slot: Slot[T]) -> bool:
-        """Give a returned ``slot`` to the longest live waiter; False if none waits.
-
-        ``_serve`` for the commonest case: one slot back, the pool open.
-        """
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                self._waiting -= 1
-                waiter.set_result(slot)
-                return True
+        if self._needs_maintainer():
+            self._nudge()
         return False
 
-    def _give_back(self, grant: Slot[T] | _Token) -> list[Slot[T]]:
-        """A waiter was granted ``grant`` but gave up: pass it on.
-
-        Returns the slots that must be destroyed (a stale one).
-        """
-        if grant is CREATE:
-            self._unreserve()
-        elif isinstance(grant, Slot) and not self._accept(grant):
-            self._retire(grant)
-            return [grant]
-        return []
+    def _lend(self, slot: Slot[T]) -> None:
+        slot.state = LEASED
+        slot.serial += 1
+        self._in_use += 1
+        if self._tracking:
+            slot.leased_at = self._clock()
 
     def _enqueue(self, waiter: W) -> None:
         self._waiters.append(waiter)
         self._waiting += 1
 
     def _abandon(self) -> None:
-        """A waiter left before it was granted anything."""
+        """A queued waiter left before it was granted anything."""
         self._waiting -= 1
         # Dead waiters are skipped lazily; compact so timeouts cannot grow the queue.
         if len(self._waiters) > 2 * self._waiting + 64:
@@ -397,48 +369,473 @@ class PoolCore(Generic[T, W]):
         if seconds > self._wait_time_max:
             self._wait_time_max = seconds
 
-    def _mark_closed(self) -> None:
-        self._closed = True
-        self._generation += 1
+    def _refused(self, grant: Grant) -> Slot[T] | None:
+        """A waiter was granted ``grant`` but left first: pass it on.
+
+        Returns a slot the caller must release (it went stale meanwhile).
+        """
+        if grant is CREATE:
+            self._unreserve()
+        elif isinstance(grant, Slot):
+            if grant.state == LEASED:
+                grant.serial -= 1
+                self._in_use -= 1
+            elif grant.state == CHECKING:
+                self._checking -= 1
+            return self._place(grant)
+        return None
+
+    # -- creation ---------------------------------------------------------------
+
+    def _has_room(self) -> bool:
+        return len(self._slots) + self._creating + self._releasing < self._pool_size
+
+    def _reserve(self) -> bool:
+        """Reserve capacity for one creation if the pool is below its size."""
+        if len(self._slots) + self._creating + self._releasing < self._pool_size:
+            self._creating += 1
+            return True
+        return False
+
+    def _unreserve(self, error: BaseException | None = None) -> None:
+        """A reserved creation produced nothing; ``error`` is the factory's, if it raised."""
+        self._creating -= 1
+        if isinstance(error, Exception):
+            self._factory_errors += 1
+            self._breaker.failed(error, self._clock())
         self._serve()
+        self._check_drained()
+        if self._needs_maintainer():
+            self._nudge()
+
+    def _register(self, resource: T) -> Slot[T]:
+        """A reserved creation produced ``resource``: it becomes a live slot (not yet placed).
+
+        Raises:
+            PoolError: the factory returned an object already in the pool.
+        """
+        key = id(resource)
+        if key in self._slots:
+            self._unreserve()
+            raise PoolError(
+                f"pool {self._name!r}: the factory returned a resource that is already "
+                "in the pool; it must make a new object on every call"
+            )
+        self._creating -= 1
+        now = self._clock()
+        # A slot made for a pool that closed meanwhile is never current, so never pooled.
+        slot: Slot[T] = Slot(
+            resource, now, -1 if self._closed else self._generation, self._lifetime_end(now)
+        )
+        self._slots[key] = slot
+        self._created += 1
+        if self._breaker.failures:
+            self._breaker.succeeded()
+            self._serve()
+        return slot
+
+    def _lifetime_end(self, created_at: float) -> float:
+        if self._recycle is None:
+            return math.inf
+        # Shortened by a random fraction, so resources made together expire apart.
+        return created_at + self._recycle * (1.0 - self._jitter * random.random())
+
+    def _plan_prefill(self, count: int | None) -> int:
+        """Reserve the creations ``prefill(count)`` needs; returns how many.
+
+        ``count`` is a target of idle resources that counts prefill's
+        creations already in flight; the pool's size bounds it.
+        """
+        target = self._pool_size if count is None else min(count, self._pool_size)
+        wanted = target - len(self._idle) - self._prefilling
+        planned = 0
+        while planned < wanted and self._reserve():
+            planned += 1
+        self._prefilling += planned
+        return planned
+
+    # -- return -----------------------------------------------------------------
+
+    def _leased_slot(self, resource: object) -> Slot[T]:
+        """The slot ``resource`` is leased under.
+
+        Raises:
+            PoolError: it is not leased from this pool; nothing changes.
+        """
+        slot = self._slots.get(id(resource))
+        if slot is not None and slot.resource is resource and slot.state == LEASED:
+            return slot
+        if slot is not None and slot.resource is resource:
+            raise PoolError(
+                f"pool {self._name!r}: {resource!r} is not leased (it is idle in the pool "
+                "or already being returned); release each acquired resource exactly once"
+            )
+        raise PoolError(
+            f"pool {self._name!r}: {resource!r} was not acquired from this pool "
+            "(or was already destroyed or detached); release resources only to the pool "
+            "they came from"
+        )
+
+    def _take_back(self, slot: Slot[T], *, broken: bool) -> Slot[T] | None:
+        """End a lease off the hot path.
+
+        Returns the slot if the caller must release it (``broken``: one of
+        ``discard_on`` or a ``BaseException`` ended the lease). Otherwise the
+        slot is ``RESETTING`` (run ``reset``, then ``_reset_done``) or placed.
+        """
+        self._in_use -= 1
+        self._released += 1
+        if self._tracking:
+            self._untrack(slot)
+        if broken:
+            self._discarded += 1
+            self._retire(slot)
+            return slot
+        if self._has_reset:
+            slot.state = RESETTING
+            self._resetting += 1
+            return None
+        return self._settle(slot)
+
+    def _reset_done(self, slot: Slot[T], ok: bool | None) -> Slot[T] | None:
+        """``reset`` ended: it succeeded, failed (False) or was interrupted (None).
+
+        Returns the slot if it must be released.
+        """
+        self._resetting -= 1
+        if not ok:
+            if ok is False:
+                self._reset_errors += 1
+            self._retire(slot)
+            return slot
+        return self._settle(slot)
+
+    def _settle(self, slot: Slot[T]) -> Slot[T] | None:
+        """Decide a returned slot's fate: pool it, or return it to be released."""
+        if self._alive is not None and not self._is_alive(slot):
+            self._check_failures += 1
+        elif slot.generation != self._generation:
+            pass
+        elif self._max_uses is not None and slot.serial >= self._max_uses:
+            self._recycled += 1
+        elif self._shrinking and self._over_size():
+            pass
+        else:
+            return self._place(slot)
+        self._retire(slot)
+        return slot
+
+    def _place(self, slot: Slot[T]) -> Slot[T] | None:
+        """Put an unleased slot to use: to the longest waiter, else idle.
+
+        Returns the slot if it went stale first and must be released; its
+        capacity then goes to the front waiter when the releaser finishes.
+        """
+        if slot.generation != self._generation:
+            self._retire(slot)
+            return slot
+        if self._waiting:
+            reason = None if self._plain else self._verdict(slot, alive=False)
+            if reason is None:
+                self._lend(slot)
+            elif reason == "check":
+                slot.state = CHECKING
+                self._checking += 1
+            else:
+                self._count_stale(reason)
+                self._retire(slot)
+                return slot
+            if self._offer(slot):
+                return None
+            if slot.state == LEASED:
+                slot.serial -= 1
+                self._in_use -= 1
+            else:
+                self._checking -= 1
+        if self._stamp_returns:
+            slot.returned_at = self._clock()
+        slot.state = IDLE
+        self._idle.append(slot)
+        return None
+
+    def _offer(self, grant: Grant) -> bool:
+        """Hand ``grant`` to the longest live waiter; False if none takes it."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if waiter.done():
+                continue
+            self._waiting -= 1
+            if waiter.set_result(grant) is not False:
+                return True
+        return False
+
+    def _serve(self) -> None:
+        """Capacity was freed or the pool closed: grant it to waiters, first come first served."""
+        while self._waiting:
+            if self._closed:
+                grant: Grant = CLOSED
+            elif self._idle:
+                stale = self._place(self._pop_idle())
+                if stale is not None:  # pragma: no cover - idle and waiters never coexist
+                    self._on_stale(stale)
+                continue
+            elif not self._has_room():
+                return
+            elif self._breaker.is_open:
+                grant = UNAVAILABLE
+                self._unavailable += 1
+            else:
+                grant = CREATE
+                self._creating += 1
+            if not self._offer(grant):
+                if grant is CREATE:
+                    self._creating -= 1
+                elif grant is UNAVAILABLE:
+                    self._unavailable -= 1
+                return
+
+    def _on_stale(self, slot: Slot[T]) -> None:
+        """A flavour hook: release a slot retired where no caller can (``_serve``)."""
+        raise NotImplementedError
+
+    def _retire(self, slot: Slot[T]) -> None:
+        """Take ``slot`` out of the pool; its capacity stays held until ``_release_done``."""
+        del self._slots[id(slot.resource)]
+        slot.state = GONE
+        self._releasing += 1
+
+    def _release_done(self) -> None:
+        """The releaser finished (or failed) for a retired slot: free its capacity."""
+        self._releasing -= 1
+        self._destroyed += 1
+        self._serve()
+        self._check_drained()
+        if self._needs_maintainer():
+            self._nudge()
+
+    def _detach(self, slot: Slot[T]) -> None:
+        """A leased slot leaves the pool for good, unreleased: its capacity is free at once."""
+        del self._slots[id(slot.resource)]
+        slot.state = GONE
+        self._in_use -= 1
+        self._released += 1
+        self._detached += 1
+        if self._tracking:
+            self._untrack(slot)
+        self._serve()
+        self._check_drained()
+        if self._needs_maintainer():
+            self._nudge()
+
+    # -- lifetimes --------------------------------------------------------------
+
+    def _verdict(self, slot: Slot[T], *, alive: bool) -> str | None:
+        """Why an idle ``slot`` may not be lent as it is, or None if it may.
+
+        "check" means it may, once the (awaited or blocking) ``check`` passes.
+        """
+        if alive and self._alive is not None and not self._is_alive(slot):
+            return "dead"
+        if self._recycle is None and not self._stamp_returns:
+            return None
+        now = self._clock()
+        if now >= slot.expires_at:
+            return "recycled"
+        if self._max_idle is not None and now - slot.returned_at >= self._max_idle:
+            return "idle_expired"
+        if self._has_check and now - slot.returned_at >= self._check_after_idle:
+            return "check"
+        return None
+
+    def _is_alive(self, slot: Slot[T]) -> bool:
+        assert self._alive is not None
+        try:
+            return bool(self._alive(slot.resource))
+        except Exception:
+            logger.warning("pool %r: the alive test raised", self._name, exc_info=True)
+            return False
+
+    def _count_stale(self, reason: str) -> None:
+        if reason == "recycled":
+            self._recycled += 1
+        elif reason == "idle_expired":
+            self._idle_expired += 1
+        else:
+            self._check_failures += 1
+
+    def _maintain(self) -> tuple[int, list[Slot[T]], float | None]:
+        """The maintainer's next step: creations to run (reserved), idle slots to
+        release (retired), and when to look again (clock time, None: when woken).
+
+        Keeps ``min_size`` alive, releases idle slots beyond it once past
+        ``max_idle``, replaces idle slots about to reach their lifetime, and
+        while the breaker is open, probes the factory once per backoff.
+        """
+        if self._closed:
+            return 0, [], None
+        now = self._clock()
+        retired: list[Slot[T]] = []
+        wake = math.inf
+        if self._max_idle is not None:
+            # A resource returned after this look expires max_idle after its return.
+            wake = now + self._max_idle
+            idle = self._idle
+            # Oldest returns sit on the left, whichever the order.
+            while idle and len(self._slots) > self._min_size:
+                if now - idle[0].returned_at < self._max_idle:
+                    wake = idle[0].returned_at + self._max_idle
+                    break
+                slot = idle.popleft()
+                self._idle_expired += 1
+                self._retire(slot)
+                retired.append(slot)
+        if self._recycle is not None and self._min_size:
+            lead = min(LOOKAHEAD, self._recycle / 4)
+            keep: deque[Slot[T]] = deque()
+            for slot in self._idle:
+                if slot.expires_at - lead <= now:
+                    self._recycled += 1
+                    self._retire(slot)
+                    retired.append(slot)
+                else:
+                    keep.append(slot)
+            if len(keep) < len(self._idle):
+                self._idle.clear()
+                self._idle.extend(keep)
+            # Leased ones too: they may be idle by then.
+            for slot in self._slots.values():
+                if slot.expires_at - lead > now:
+                    wake = min(wake, slot.expires_at - lead)
+        breaker = self._breaker
+        creations = 0
+        missing = self._min_size - (len(self._slots) + self._creating)
+        if breaker.is_open:
+            if not breaker.probing and breaker.retry_at <= now and self._reserve():
+                breaker.probing = True
+                creations = 1
+            elif not breaker.probing:
+                wake = min(wake, breaker.retry_at)
+        elif missing > 0:
+            if breaker.failures and breaker.retry_at > now:
+                wake = min(wake, breaker.retry_at)
+            else:
+                while creations < missing and self._reserve():
+                    creations += 1
+        return creations, retired, None if wake == math.inf else wake
+
+    def _needs_maintainer(self) -> bool:
+        return not self._closed and (
+            self._min_size > 0 or self._max_idle is not None or self._breaker.is_open
+        )
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def _take_all_idle(self) -> list[Slot[T]]:
+        """Retire every idle slot; slots leased now are released when they come back."""
+        self._generation += 1
+        slots = list(self._idle)
+        self._idle.clear()
+        for slot in slots:
+            self._retire(slot)
+        return slots
+
+    def _mark_closed(self) -> list[Slot[T]]:
+        """Close in one step: refuse acquires, wake waiters, retire every idle slot."""
+        self._closed = True
+        slots = self._take_all_idle()
+        self._serve()
+        return slots
 
     def _mark_open(self) -> None:
-        self._closed = False
+        if self._closed:
+            self._closed = False
+            self._breaker.reset()
+
+    def _resize(self, pool_size: int | None, min_size: int | None) -> list[Slot[T]]:
+        """Change the bounds; returns idle slots to release now."""
+        size = (
+            self._pool_size
+            if pool_size is None
+            else check_count(
+                "pool_size", pool_size, minimum=1, hint="the most resources alive at once"
+            )
+        )
+        floor = (
+            self._min_size
+            if min_size is None
+            else check_count("min_size", min_size, hint="the fewest resources to keep alive")
+        )
+        if floor > size:
+            raise ValueError(
+                f"min_size must be at most pool_size, got min_size={floor} > pool_size={size}"
+            )
+        self._pool_size, self._min_size = size, floor
+        retired: list[Slot[T]] = []
+        while self._idle and self._over_size():
+            slot = self._idle.popleft()
+            self._retire(slot)
+            retired.append(slot)
+        self._shrinking = self._over_size()
+        self._refresh_return_path()
+        self._serve()
+        return retired
+
+    def _over_size(self) -> bool:
+        over = len(self._slots) + self._creating + self._releasing > self._pool_size
+        if not over and self._shrinking:
+            self._shrinking = False
+            self._refresh_return_path()
+        return over
 
     def _check_drained(self) -> None:
         if self._closed and not self._slots and not self._creating and not self._releasing:
             self._drained()
 
     def _forget(self) -> None:
-        """Drop every resource without touching it (its loop or process is gone)."""
+        """Drop every resource without touching it (its loop or process is gone).
+
+        Leases still open on them become inert: their exit changes nothing.
+        """
+        for slot in self._slots.values():
+            slot.state = GONE
         self._abandoned += len(self._slots) + self._creating + self._releasing
         self._lost_leases += self._in_use
         self._slots.clear()
         self._idle.clear()
         self._waiters.clear()
-        self._creating = self._releasing = self._in_use = self._waiting = 0
+        self._creating = self._releasing = self._checking = self._resetting = 0
+        self._in_use = self._waiting = self._prefilling = 0
+        self._breaker.probing = False
         self._generation += 1
 
-    # -- introspection --------------------------------------------------------
+    # -- introspection ----------------------------------------------------------
 
-    def stats(self) -> PoolStats:
-        """A frozen snapshot of the pool's gauges and cumulative counters."""
+    def _stats(self) -> PoolStats:
+        breaker = self._breaker
         return PoolStats(
             name=self._name,
             pool_size=self._pool_size,
+            min_size=self._min_size,
             closed=self._closed,
-            size=self._live(),
+            available=not breaker.is_open,
+            size=len(self._slots) + self._creating + self._releasing,
             idle=len(self._idle),
             in_use=self._in_use,
             creating=self._creating,
+            checking=self._checking,
+            resetting=self._resetting,
             releasing=self._releasing,
             waiting=self._waiting,
             created=self._created,
             destroyed=self._destroyed,
             abandoned=self._abandoned,
+            detached=self._detached,
             acquired=self._released + self._in_use + self._lost_leases,
             released=self._released,
             timeouts=self._timeouts,
+            rejected=self._rejected,
+            unavailable=self._unavailable,
             factory_errors=self._factory_errors,
             releaser_errors=self._releaser_errors,
             reset_errors=self._reset_errors,
@@ -450,7 +847,27 @@ class PoolCore(Generic[T, W]):
             waits=self._waits,
             wait_time_total=self._wait_time_total,
             wait_time_max=self._wait_time_max,
+            consecutive_failures=breaker.failures,
+            last_error=breaker.last_error(),
         )
+
+    def _lease_infos(self) -> tuple[LeaseInfo, ...]:
+        leased = [s for s in self._slots.values() if s.state == LEASED]
+        if not self._tracking:
+            return tuple(LeaseInfo(None, None) for _ in leased)
+        now = self._clock()
+        leased.sort(key=lambda s: s.leased_at)
+        return tuple(LeaseInfo(max(0.0, now - s.leased_at), s.site) for s in leased)
+
+    def _report_leak(self, slot: Slot[T], serial: int) -> None:
+        if slot.state == LEASED and slot.serial == serial:
+            self._leaks += 1
+            logger.warning(
+                "pool %r: a resource has been leased for more than %.1f s; acquired at %s",
+                self._name,
+                self._leak_timeout,
+                slot.site or "<unknown>",
+            )
 
     @property
     def name(self) -> str:
@@ -463,22 +880,53 @@ class PoolCore(Generic[T, W]):
         return self._pool_size
 
     @property
+    def min_size(self) -> int:
+        """The fewest resources the maintainer keeps alive."""
+        return self._min_size
+
+    @property
     def closed(self) -> bool:
         """True between ``close()`` and ``open()``."""
         return self._closed
 
-    def _timeout_error(self, timeout: float | None, phase: str) -> PoolTimeout:
-        return PoolTimeout(
-            f"pool {self._name!r}: couldn't get a resource within {timeout or 0.0:.2f} s "
-            f"(timed out while {phase}; size {self._live()}/{self._pool_size}, "
-            f"in use {self._in_use}, waiting {self._waiting}); raise pool_size or "
-            "acquire_timeout, or return leases sooner"
+    def _closed_error(self) -> PoolClosed:
+        return PoolClosed(f"pool {self._name!r} is closed; call open() to use it again")
+
+    def _unavailable_error(self, *, counted: bool = False) -> PoolUnavailable:
+        """The error for a caller refused while the breaker is open (``counted``: already)."""
+        if not counted:
+            self._unavailable += 1
+        breaker = self._breaker
+        retry_after = breaker.retry_after(self._clock())
+        error = PoolUnavailable(
+            f"pool {self._name!r}: the factory failed {breaker.failures} times in a row "
+            f"(last: {breaker.last_error()}); refusing to create until a retry succeeds, "
+            f"next retry in {retry_after:.2f} s",
+            retry_after,
         )
+        error.__cause__ = breaker.error
+        return error
+
+    def _timeout_error(self, timeout: float | None, phase: str) -> PoolTimeout:
+        self._timeouts += 1
+        message = (
+            f"pool {self._name!r}: couldn't get a resource within {timeout or 0.0:.2f} s "
+            f"(timed out while {phase}; size "
+            f"{len(self._slots) + self._creating + self._releasing}/{self._pool_size}, "
+            f"in use {self._in_use}, waiting {self._waiting}); "
+        )
+        holders = self._lease_infos() if self._tracking else ()
+        if holders and holders[0].age is not None:
+            message += (
+                f"the oldest lease, {holders[0].age:.1f} s old, was acquired at {holders[0].site}; "
+            )
+        return PoolTimeout(message + "raise pool_size or acquire_timeout, or return leases sooner")
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
         return (
-            f"<{type(self).__name__} {self._name!r}{state} size={self._live()}/{self._pool_size}"
+            f"<{type(self).__name__} {self._name!r}{state} "
+            f"size={len(self._slots) + self._creating + self._releasing}/{self._pool_size}"
             f" idle={len(self._idle)} in_use={self._in_use} waiting={self._waiting}>"
         )
 

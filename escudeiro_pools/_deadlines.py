@@ -1,14 +1,15 @@
-"""One timer for every waiting acquire of an ``AsyncPool``.
+"""One timer for every waiting acquire of an ``AsyncPool`` on one event loop.
 
 A timer per waiter costs a ``TimerHandle`` pushed onto (and later dragged off)
-the loop's heap, compared in Python. Here one loop timer is set for the
-earliest deadline. Deadlines usually arrive in order (one ``acquire_timeout``
-for all), and waiters are served first come first served, so entries sit in
-a FIFO queue whose front is both the next to expire and the next to be
-served: a served waiter's entry is dropped from the front at the next
-``add``. The rare deadline earlier than the last one queued goes to a small
-heap instead. Either structure is compacted when finished waiters outnumber
-the living.
+the loop's heap. Here one loop timer is set for the earliest deadline.
+Deadlines usually arrive in order (one ``acquire_timeout`` for all), and
+waiters are served first come first served, so entries sit in a FIFO queue
+whose front is both the next to expire and the next to be served: served
+waiters' entries are dropped from the front as new ones arrive. The rare
+deadline earlier than the last one queued goes to a small heap instead.
+
+A ``Deadlines`` belongs to one loop; the pool makes a new one when it moves
+to another loop, so no timer outlives the loop it was set on.
 """
 
 from __future__ import annotations
@@ -33,18 +34,16 @@ class Deadlines:
 
     __slots__ = ("_expire", "_late", "_loop", "_order", "_queue", "_timer", "_timer_at")
 
-    def __init__(self, expire: Callable[[_Waiter], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, expire: Callable[[_Waiter], None]) -> None:
+        self._loop = loop
         self._expire = expire
         self._queue: deque[tuple[float, _Waiter]] = deque()  # in arrival order
         self._late: list[tuple[float, int, _Waiter]] = []  # a heap: out-of-order deadlines
         self._order = itertools.count()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
 
-    def add(
-        self, loop: asyncio.AbstractEventLoop, deadline: float, waiter: _Waiter, waiting: int
-    ) -> None:
+    def add(self, deadline: float, waiter: _Waiter, waiting: int) -> None:
         """Expire ``waiter`` at ``deadline`` (loop time) unless it is done by then.
 
         ``waiting`` is how many waiters are live; it bounds the entries kept.
@@ -63,37 +62,34 @@ class Deadlines:
                 heapq.heapify(late)
             heapq.heappush(late, (deadline, next(self._order), waiter))
         if self._timer is None or deadline < self._timer_at:
-            self._schedule(loop, deadline)
+            self._schedule(deadline)
 
-    def clear(self) -> None:
-        """Forget every entry and the timer (its loop is gone)."""
+    def cancel(self) -> None:
+        """Forget every entry and stop the timer."""
         self._queue.clear()
         self._late.clear()
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self._loop = None
+            self._timer = None
 
-    def _schedule(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+    def _schedule(self, when: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._loop = loop
         self._timer_at = when
-        self._timer = loop.call_at(when, self._fire)
+        self._timer = self._loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
-        loop = self._loop
-        assert loop is not None
-        now = loop.time() + _RESOLUTION  # as the loop itself judges timers
+        now = self._loop.time() + _RESOLUTION  # as the loop itself judges timers
         queue, late, expire = self._queue, self._late, self._expire
-        while queue and (queue[0][0] <= now or queue[0][1].done()):
-            waiter = queue.popleft()[1]
-            if not waiter.done():
-                expire(waiter)
         while late and late[0][0] <= now:
             waiter = heapq.heappop(late)[2]
             if not waiter.done():
                 expire(waiter)
+        while queue and (queue[0][0] <= now or queue[0][1].done()):
+            waiter = queue.popleft()[1]
+            if not waiter.done():
+                expire(waiter)
         earliest = min(queue[0][0] if queue else math.inf, late[0][0] if late else math.inf)
         if earliest < math.inf:
-            self._schedule(loop, earliest)
+            self._schedule(earliest)

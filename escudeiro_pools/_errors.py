@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["PoolClosed", "PoolError", "PoolTimeout"]
+__all__ = ["PoolBusy", "PoolClosed", "PoolError", "PoolTimeout", "PoolUnavailable"]
 
 
 class PoolError(Exception):
@@ -21,3 +21,23 @@ class PoolClosed(PoolError):
     """The pool is closed: call ``open()`` before acquiring again."""
 
     __module__ = "escudeiro_pools"
+
+
+class PoolBusy(PoolError):
+    """``max_waiting`` callers already wait: this one is refused at once."""
+
+    __module__ = "escudeiro_pools"
+
+
+class PoolUnavailable(PoolError):
+    """The factory keeps failing: callers that would create are refused at once.
+
+    ``__cause__`` is the last error the factory raised; ``retry_after`` is
+    the number of seconds until the pool next tries the factory.
+    """
+
+    __module__ = "escudeiro_pools"
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,30 +1,34 @@
 """Leases: one checkout, returned exactly once, as a context manager.
 
-A lease is also a one-shot generator, because FastAPI drives a yield
-dependency through ``contextlib.(async)contextmanager(pool.lease)``: the first
-step acquires, the second (or ``throw``) gives the resource back.
+A lease is one-shot: entering it a second time raises ``PoolError``, whether
+the first enter succeeded or failed. Its state is ``_slot``: ``None`` before
+it is entered, the leased slot while it is held, ``SPENT`` afterwards. Its
+exit acts only if the slot is still leased under the same ``serial`` (not
+released, discarded or detached inside the block, nor forgotten with its
+event loop or process).
+
+A lease is also a one-shot async generator, because FastAPI drives a yield
+dependency through ``contextlib.asynccontextmanager(pool.lease)``: the first
+step acquires, the second (or ``athrow``) gives the resource back. Both
+pools present ``lease`` to FastAPI as an async generator function, so
+waiting for a ``ThreadPool`` resource never occupies a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from escudeiro_pools._core import Slot
+from escudeiro_pools._core import DEFAULT, GONE, IDLE, LEASED, Slot
 from escudeiro_pools._errors import PoolError
 
 if TYPE_CHECKING:
     from escudeiro_pools._async_pool import AsyncPool
     from escudeiro_pools._thread_pool import ThreadPool
 
-__all__ = [
-    "AsyncLease",
-    "ThreadLease",
-    "presents_as_async_generator",
-    "presents_as_generator",
-]
+__all__ = ["SPENT", "AsyncLease", "ThreadLease", "presents_as_async_generator"]
 
 T = TypeVar("T")
 _get_running_loop = asyncio.get_running_loop
@@ -46,17 +50,6 @@ def presents_as_async_generator(method: F) -> F:
     return method
 
 
-def presents_as_generator(method: F) -> F:
-    """Like ``presents_as_async_generator``, for sync endpoints (``ThreadPool``)."""
-
-    def twin(self: object) -> Iterator[Any]:  # pragma: no cover
-        yield None
-
-    twin.__name__ = twin.__qualname__ = method.__name__
-    method.__wrapped__ = twin  # type: ignore[attr-defined]
-    return method
-
-
 def _as_exception(
     typ: type[BaseException] | BaseException, val: object, tb: TracebackType | None
 ) -> BaseException:
@@ -68,49 +61,36 @@ def _as_exception(
     return exc.with_traceback(tb) if tb is not None else exc
 
 
-#: What a lease holds once it is over: a slot that is never leased.
+#: What a lease holds once it is over (or while its enter runs): never leased.
 SPENT: Final[Slot[Any]] = Slot(None, 0.0, -1, 0.0)
+SPENT.state = GONE
 
 
 def _entered_twice() -> PoolError:
     return PoolError("a lease can be entered once; call pool.lease() again for a new one")
 
 
-class AsyncLease(Generic[T]):
-    """``async with pool.lease() as resource:`` — see ``AsyncPool.lease``."""
+def _broken(
+    exc_type: type[BaseException] | None, discard_on: tuple[type[BaseException], ...]
+) -> bool:
+    """A lease ended by a ``BaseException`` (cancelled, interrupted) or one of
+    ``discard_on``: the resource may be mid-operation or broken."""
+    return exc_type is not None and (
+        not issubclass(exc_type, Exception) or issubclass(exc_type, discard_on)
+    )
+
+
+class _Lease(Generic[T]):
+    """The state both leases share, and the async generator protocol over
+    ``__aenter__``/``__aexit__`` (FastAPI's ``Depends(pool.lease)``)."""
 
     __slots__ = ("_pool", "_serial", "_slot")
 
-    def __init__(self, pool: AsyncPool[T]) -> None:
-        self._pool = pool
-        self._slot: Slot[T] | None = None  # then the leased slot, then SPENT
+    _slot: Slot[T] | None
+    _serial: int
 
     async def __aenter__(self) -> T:
-        if self._slot is not None:
-            raise _entered_twice()
-        pool = self._pool
-        # ``AsyncPool.acquire``'s hot path, inlined: it runs on every request.
-        idle = pool._idle
-        if idle and pool._loop is _get_running_loop():
-            slot = pool._pop_idle()
-            if (
-                pool._plain
-                or (pool._recycle_only and pool._clock() < slot.expires_at)
-                or pool._verdict(slot) is None
-            ):
-                slot.leased = True
-                slot.serial += 1
-                pool._in_use += 1
-                if pool._leak_timeout is not None:
-                    pool._watch_leak(slot)
-            else:
-                pool._unpop_idle(slot)
-                slot = await pool._checkout()
-        else:
-            slot = await pool._checkout()
-        self._slot = slot
-        self._serial = slot.serial
-        return slot.resource
+        raise NotImplementedError
 
     async def __aexit__(
         self,
@@ -118,37 +98,9 @@ class AsyncLease(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        slot = self._slot
-        if slot is None:
-            return
-        self._slot = SPENT  # never leased: a second exit returns below
-        if not slot.leased or slot.serial != self._serial:
-            return  # released or discarded inside the block
-        pool = self._pool
-        if exc_type is not None and (
-            not issubclass(exc_type, Exception) or issubclass(exc_type, pool._discard_on)
-        ):
-            # Cancelled or interrupted (the resource may be mid-operation), or an
-            # error the pool was told means the resource is broken.
-            pool._discard_slot(slot)
-        elif not pool._plain_return:
-            await pool._return(slot)
-        else:
-            # ``AsyncPool.release``'s hot path, inlined.
-            slot.leased = False
-            pool._in_use -= 1
-            pool._released += 1
-            if slot.generation != pool._generation:
-                pool._destroy(slot)
-                return
-            if pool._stamp_returns:
-                slot.returned_at = pool._clock()
-            if not (pool._waiting and pool._hand_over(slot)):
-                pool._idle.append(slot)
+        raise NotImplementedError
 
-    # The async generator protocol, for FastAPI's Depends(pool.lease).
-
-    def __aiter__(self) -> AsyncLease[T]:
+    def __aiter__(self) -> _Lease[T]:
         return self
 
     async def __anext__(self) -> T:
@@ -174,23 +126,124 @@ class AsyncLease(Generic[T]):
         await self.__aexit__(None, None, None)
 
 
-class ThreadLease(Generic[T]):
-    """``with pool.lease() as resource:`` — see ``ThreadPool.lease``."""
+class AsyncLease(_Lease[T]):
+    """``async with pool.lease() as resource:`` — see ``AsyncPool.lease``."""
 
-    __slots__ = ("_entered", "_pool", "_serial", "_slot")
+    __slots__ = ()
+
+    def __init__(self, pool: AsyncPool[T]) -> None:
+        self._pool = pool
+        self._slot: Slot[T] | None = None
+        self._serial = 0
+
+    async def __aenter__(self) -> T:
+        if self._slot is not None:
+            raise _entered_twice()
+        self._slot = SPENT
+        pool = self._pool
+        slot = None
+        if pool._loop is _get_running_loop():
+            # inline: slot = pool._lend_idle()
+            slot = None
+            if pool._idle:
+                slot = pool._pop_idle()
+                if (
+                    pool._plain
+                    or (pool._recycle_only and pool._clock() < slot.expires_at)
+                    or pool._verdict(slot, alive=True) is None
+                ):
+                    slot.state = LEASED
+                    slot.serial += 1
+                    pool._in_use += 1
+                    if pool._tracking:
+                        pool._track(slot)
+                else:
+                    pool._unpop_idle(slot)
+                    slot = None
+            # end inline
+        if slot is None:
+            slot = await pool._obtain(DEFAULT)
+        self._slot = slot
+        self._serial = slot.serial
+        return slot.resource
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        slot = self._slot
+        if slot is None:
+            return
+        self._slot = SPENT
+        if slot.state != LEASED or slot.serial != self._serial:
+            return
+        pool = self._pool
+        if _broken(exc_type, pool._discard_on):
+            await pool._return(slot, broken=True)
+        elif pool._plain_return:
+            # inline: stale = pool._return_plain(slot)
+            stale = None
+            pool._in_use -= 1
+            pool._released += 1
+            if slot.generation != pool._generation:
+                pool._retire(slot)
+                stale = slot
+            elif pool._waiting:
+                stale = pool._place(slot)
+            else:
+                if pool._stamp_returns:
+                    slot.returned_at = pool._clock()
+                slot.state = IDLE
+                pool._idle.append(slot)
+            # end inline
+            if stale is not None:
+                pool._spawn_release(stale)
+        else:
+            await pool._return(slot, broken=False)
+
+
+class ThreadLease(_Lease[T]):
+    """``with pool.lease() as resource:`` — see ``ThreadPool.lease``.
+
+    Also ``async with``: then waiting happens on the event loop, and only
+    the blocking steps (factory, check, reset, releaser) run in a thread.
+    """
+
+    __slots__ = ()
 
     def __init__(self, pool: ThreadPool[T]) -> None:
         self._pool = pool
         self._slot: Slot[T] | None = None
         self._serial = 0
-        self._entered = False
 
     def __enter__(self) -> T:
-        if self._entered:
+        if self._slot is not None:
             raise _entered_twice()
-        self._entered = True
+        self._slot = SPENT
         pool = self._pool
-        slot = pool._lend_idle() or pool._checkout()
+        with pool._lock:
+            # inline: slot = pool._lend_idle()
+            slot = None
+            if pool._idle:
+                slot = pool._pop_idle()
+                if (
+                    pool._plain
+                    or (pool._recycle_only and pool._clock() < slot.expires_at)
+                    or pool._verdict(slot, alive=True) is None
+                ):
+                    slot.state = LEASED
+                    slot.serial += 1
+                    pool._in_use += 1
+                    if pool._tracking:
+                        pool._track(slot)
+                else:
+                    pool._unpop_idle(slot)
+                    slot = None
+            # end inline
+        if slot is None:
+            slot = pool._obtain(DEFAULT)
         self._slot = slot
         self._serial = slot.serial
         return slot.resource
@@ -204,36 +257,53 @@ class ThreadLease(Generic[T]):
         slot = self._slot
         if slot is None:
             return
-        self._slot = None
-        pooled = exc_type is None or (
-            issubclass(exc_type, Exception) and not issubclass(exc_type, self._pool._discard_on)
-        )
-        if not self._pool._put_back(slot, self._serial, pooled=pooled):
-            self._pool._restore(slot, pooled=pooled)
+        self._slot = SPENT
+        pool = self._pool
+        broken = _broken(exc_type, pool._discard_on)
+        if not broken and pool._plain_return:
+            with pool._lock:
+                if slot.state != LEASED or slot.serial != self._serial:
+                    return
+                # inline: stale = pool._return_plain(slot)
+                stale = None
+                pool._in_use -= 1
+                pool._released += 1
+                if slot.generation != pool._generation:
+                    pool._retire(slot)
+                    stale = slot
+                elif pool._waiting:
+                    stale = pool._place(slot)
+                else:
+                    if pool._stamp_returns:
+                        slot.returned_at = pool._clock()
+                    slot.state = IDLE
+                    pool._idle.append(slot)
+                # end inline
+            if stale is not None:
+                pool._release_all([stale])
+            return
+        pool._end_lease(slot, self._serial, broken=broken)
 
-    # The generator protocol, for FastAPI's Depends(thread_pool.lease).
+    # ``async with`` (and so FastAPI's Depends): waiting on the event loop.
 
-    def __iter__(self) -> ThreadLease[T]:
-        return self
+    async def __aenter__(self) -> T:
+        if self._slot is not None:
+            raise _entered_twice()
+        self._slot = SPENT
+        slot = await self._pool._obtain_async()
+        self._slot = slot
+        self._serial = slot.serial
+        return slot.resource
 
-    def __next__(self) -> T:
-        if not self._entered:
-            return self.__enter__()
-        self.__exit__(None, None, None)
-        raise StopIteration
-
-    def send(self, value: object) -> T:
-        return self.__next__()
-
-    def throw(
+    async def __aexit__(
         self,
-        typ: type[BaseException] | BaseException,
-        val: object = None,
-        tb: TracebackType | None = None,
-    ) -> T:
-        error = _as_exception(typ, val, tb)
-        self.__exit__(type(error), error, error.__traceback__)
-        raise error
-
-    def close(self) -> None:
-        self.__exit__(None, None, None)
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        slot = self._slot
+        if slot is None:
+            return
+        self._slot = SPENT
+        pool = self._pool
+        await pool._end_lease_async(slot, self._serial, broken=_broken(exc_type, pool._discard_on))

@@ -1,55 +1,164 @@
-"""Validation of constructor arguments shared by both pools.
+"""The pools' options: validated once, in one place, for both flavours.
 
-Every check here refuses input that is certainly wrong, with a message that
-says what to pass instead.
+Every check refuses input that is certainly wrong, with a message that says
+what to pass instead.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import math
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "check_callable",
-    "check_name",
-    "check_not_async",
-    "check_pool_size",
-    "check_optional_seconds",
+    "Options",
+    "check_count",
+    "check_exception_types",
     "check_seconds",
-    "is_lifo",
+    "check_timeout",
+    "configure",
+    "is_async_callable",
 ]
 
 _names = itertools.count(1)
 
+#: Waits longer than this are waits without a deadline (threading's limit, ~292 years).
+FOREVER = threading.TIMEOUT_MAX
 
-def check_pool_size(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"pool_size must be a positive int, got {type(value).__name__} {value!r}; "
-            "pass the most resources that may exist at once, e.g. pool_size=10"
-        )
-    if value < 1:
+
+@dataclass(slots=True)
+class Options:
+    """Everything a pool was configured with, validated."""
+
+    name: str
+    pool_size: int
+    min_size: int
+    lifo: bool
+    recycle: float | None
+    recycle_jitter: float
+    max_uses: int | None
+    max_idle: float | None
+    check: Callable[[Any], Any] | None
+    check_after_idle: float
+    alive: Callable[[Any], bool] | None
+    reset: Callable[[Any], Any] | None
+    leak_timeout: float | None
+    discard_on: tuple[type[BaseException], ...]
+    clock: Callable[[], float]
+    acquire_timeout: float | None
+    releaser_timeout: float | None
+    max_waiting: int | None
+    fail_fast_after: int | None
+    retry_backoff: tuple[float, float]
+
+
+def configure(
+    kind: str,
+    *,
+    factory: object,
+    releaser: object,
+    queue_class: object,
+    lifo: type,
+    fifo: type,
+    pool_size: object,
+    min_size: object,
+    pool_recycle: object,
+    recycle_jitter: object,
+    max_uses: object,
+    name: object,
+    acquire_timeout: object,
+    check: object,
+    check_after_idle: object,
+    alive: object,
+    reset: object,
+    max_idle: object,
+    releaser_timeout: object,
+    leak_timeout: object,
+    discard_on: object,
+    max_waiting: object,
+    fail_fast_after: object,
+    retry_backoff: object,
+    clock: object,
+) -> Options:
+    """Validate a pool's constructor arguments; ``kind`` is the pool's class name."""
+    check_callable("factory", factory)
+    check_callable("releaser", releaser)
+    size = check_count(
+        "pool_size", pool_size, minimum=1, hint="the most resources alive at once: pool_size=10"
+    )
+    floor = check_count("min_size", min_size, hint="the fewest resources to keep alive")
+    if floor > size:
         raise ValueError(
-            f"pool_size must be a positive int, got {value}; "
-            "pass the most resources that may exist at once, e.g. pool_size=10"
+            f"min_size must be at most pool_size, got min_size={floor} > pool_size={size}; "
+            "lower min_size or raise pool_size"
         )
+    recycle = check_seconds("pool_recycle", pool_recycle, allow_negative=True)
+    jitter = check_seconds("recycle_jitter", recycle_jitter, hint="a fraction between 0 and 1")
+    if jitter >= 1:
+        raise ValueError(
+            f"recycle_jitter must be a fraction below 1, got {recycle_jitter}; "
+            "e.g. 0.05 shortens each lifetime by up to 5%"
+        )
+    backoff = _check_backoff(retry_backoff)
+    return Options(
+        name=check_name(name, kind),
+        pool_size=size,
+        min_size=floor,
+        lifo=_is_lifo(queue_class, lifo, fifo, kind),
+        recycle=recycle if 0 < recycle < FOREVER else None,
+        recycle_jitter=jitter,
+        max_uses=_optional_count("max_uses", max_uses, "leases before a resource is replaced"),
+        max_idle=check_timeout("max_idle", max_idle),
+        check=check_callable("check", check, allow_none=True),
+        check_after_idle=check_seconds("check_after_idle", check_after_idle),
+        alive=check_callable("alive", alive, allow_none=True),
+        reset=check_callable("reset", reset, allow_none=True),
+        leak_timeout=check_timeout("leak_timeout", leak_timeout),
+        discard_on=check_exception_types("discard_on", discard_on),
+        clock=check_callable("clock", clock),
+        acquire_timeout=check_timeout("acquire_timeout", acquire_timeout),
+        releaser_timeout=check_timeout("releaser_timeout", releaser_timeout),
+        max_waiting=_optional_count("max_waiting", max_waiting, "callers allowed to queue", 0),
+        fail_fast_after=_optional_count(
+            "fail_fast_after", fail_fast_after, "consecutive factory failures"
+        ),
+        retry_backoff=backoff,
+    )
+
+
+def check_count(option: str, value: object, *, minimum: int = 0, hint: str = "a count") -> int:
+    """Validate a whole number of at least ``minimum``."""
+    floor = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{option} must be {floor} ({hint}), got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{option} must be {floor} ({hint}), got {value}")
     return value
 
 
-def check_optional_seconds(option: str, value: object) -> float | None:
-    """Validate a duration in seconds where ``None`` means "no limit"."""
+def _optional_count(option: str, value: object, hint: str, minimum: int = 1) -> int | None:
     if value is None:
         return None
-    return check_seconds(option, value, hint="a number of seconds or None for no limit")
+    return check_count(option, value, minimum=minimum, hint=f"{hint}, or None for no limit")
+
+
+def check_timeout(option: str, value: object) -> float | None:
+    """A duration where ``None``, ``math.inf`` or anything beyond ~292 years means "never"."""
+    if value is None:
+        return None
+    seconds = check_seconds(option, value, hint="a number of seconds or None for no limit")
+    return None if seconds >= FOREVER else seconds
 
 
 def check_seconds(
     option: str, value: object, *, allow_negative: bool = False, hint: str = "a number of seconds"
 ) -> float:
-    """Validate a duration in seconds."""
+    """Validate a duration in seconds (a real number, not NaN)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{option} must be {hint}, got {type(value).__name__} {value!r}")
     seconds = float(value)
@@ -60,6 +169,17 @@ def check_seconds(
     return seconds
 
 
+def _check_backoff(value: object) -> tuple[float, float]:
+    hint = "(initial, maximum) seconds, e.g. retry_backoff=(0.1, 10.0)"
+    if not isinstance(value, tuple) or len(value) != 2:
+        raise TypeError(f"retry_backoff must be a pair {hint}, got {value!r}")
+    first = check_seconds("retry_backoff", value[0], hint=hint)
+    last = check_seconds("retry_backoff", value[1], hint=hint)
+    if first <= 0 or last < first or last >= FOREVER:
+        raise ValueError(f"retry_backoff must be {hint} with 0 < initial <= maximum, got {value!r}")
+    return (first, last)
+
+
 def check_callable(option: str, value: object, *, allow_none: bool = False) -> Any:
     if value is None and allow_none:
         return None
@@ -68,14 +188,34 @@ def check_callable(option: str, value: object, *, allow_none: bool = False) -> A
     return value
 
 
-def check_not_async(option: str, value: Callable[..., Any] | None) -> None:
-    """Refuse coroutine functions where the thread pool would call them blindly."""
-    if value is None:
-        return
-    target = value if inspect.isroutine(value) else getattr(value, "__call__", value)  # noqa: B004
-    if inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target):
+def is_async_callable(value: object) -> bool:
+    """True if calling ``value`` certainly returns an awaitable or an async iterator.
+
+    Sees through ``functools.partial`` (nested), bound methods, ``partialmethod``
+    and objects whose ``__call__`` is async.
+    """
+    seen = 0
+    while seen < 32:  # a partial of a partial of ... a bound method
+        seen += 1
+        if isinstance(value, (functools.partial, functools.partialmethod)):
+            value = value.func
+        elif inspect.ismethod(value) or isinstance(value, staticmethod | classmethod):
+            value = value.__func__
+        else:
+            break
+    if inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value):
+        return True
+    if inspect.isroutine(value) or isinstance(value, type) or value is None:
+        return False
+    call = getattr(type(value), "__call__", None)  # noqa: B004 - the class's, not the instance's
+    return call is not None and is_async_callable(call)
+
+
+def check_not_async(option: str, value: object) -> None:
+    """Refuse async callables where the thread pool would call them blindly."""
+    if value is not None and is_async_callable(value):
         raise TypeError(
-            f"ThreadPool {option} must be a plain function, got the async function "
+            f"ThreadPool {option} must be a plain function, got the async callable "
             f"{getattr(value, '__qualname__', value)!r}; ThreadPool calls it in the "
             "caller's thread and cannot await it: use AsyncPool for async resources"
         )
@@ -101,7 +241,7 @@ def check_name(name: object, kind: str) -> str:
     return name
 
 
-def is_lifo(queue_class: object, lifo: type, fifo: type, pool_kind: str) -> bool:
+def _is_lifo(queue_class: object, lifo: type, fifo: type, kind: str) -> bool:
     """Map the seed's ``queue_class`` to an ordering: True for LIFO, False for FIFO."""
     if isinstance(queue_class, type):
         if issubclass(queue_class, lifo):
@@ -110,6 +250,6 @@ def is_lifo(queue_class: object, lifo: type, fifo: type, pool_kind: str) -> bool
             return False
     package = lifo.__module__.split(".")[0]
     raise TypeError(
-        f"{pool_kind} queue_class must be {package}.{lifo.__name__} (most recently used "
+        f"{kind} queue_class must be {package}.{lifo.__name__} (most recently used "
         f"first) or {package}.{fifo.__name__} (oldest first), got {queue_class!r}"
     )

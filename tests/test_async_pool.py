@@ -150,7 +150,8 @@ async def test_served_waiters_do_not_pile_up_deadline_entries(kit: AsyncKit) -> 
         for _ in range(100):
             async with pool.lease():
                 await asyncio.sleep(0)
-            deadlines = pool._deadlines
+            assert pool._binding is not None
+            deadlines = pool._binding.deadlines
             largest = max(largest, len(deadlines._queue) + len(deadlines._late))
 
     await asyncio.gather(*(user() for _ in range(20)))
@@ -170,7 +171,8 @@ async def test_cancelled_waiters_behind_a_long_wait_leave_no_pile_of_entries(
         await asyncio.sleep(0)
         behind.cancel()
         await asyncio.gather(behind, return_exceptions=True)
-    deadlines = pool._deadlines
+    assert pool._binding is not None
+    deadlines = pool._binding.deadlines
     assert len(deadlines._queue) + len(deadlines._late) <= 2 * 1 + 64 + 1
     await pool.release(held)
     assert await head is held

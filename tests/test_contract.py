@@ -304,21 +304,32 @@ async def test_recycle_of_zero_or_less_disables_it(kit: Kit, clock: FakeClock) -
     assert await kit.acquire(pool) is first
 
 
-async def test_max_idle_releases_stale_resources_and_grows_again(
+async def test_max_idle_expiry_met_at_checkout_replaces_the_resource(
     kit: Kit, clock: FakeClock
 ) -> None:
     pool = kit.pool(pool_size=2, max_idle=5, clock=clock)
-    a, b = await kit.acquire(pool), await kit.acquire(pool)
+    a = await kit.acquire(pool)
     await kit.release(pool, a)
     clock.advance(6)
-    await kit.release(pool, b)  # the return finds `a` stale and releases it
-    await kit.settle(pool)
+    b = await kit.acquire(pool)  # `a` is stale: released, and replaced
+    assert b is not a
     assert a.released == 1
     assert kit.stats(pool).idle_expired == 1
-    clock.advance(6)
-    c = await kit.acquire(pool)  # `b` is stale too: replaced
-    assert c is not b
-    assert kit.stats(pool).idle_expired == 2
+    assert kit.stats(pool).size == 1
+
+
+async def test_the_maintainer_releases_idle_resources_past_max_idle_unprompted(
+    kit: Kit, ledger: Ledger
+) -> None:
+    pool = kit.pool(pool_size=3, max_idle=0.05)
+    await kit.prefill(pool, 3)
+    for _ in range(200):
+        if kit.stats(pool).size == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert kit.stats(pool).idle_expired == 3
+    assert all(r.released == 1 for r in ledger.made)
+    await kit.close(pool)
 
 
 async def test_prefill_fills_to_count_and_to_size(kit: Kit, ledger: Ledger) -> None:

@@ -114,10 +114,10 @@ async def test_lease_throw_accepts_a_bare_exception_class(akit: AsyncKit) -> Non
     with pytest.raises(ValueError):
         await lease.athrow(ValueError)
     thread_pool = ThreadKit(Ledger()).pool(pool_size=1)
-    sync_lease = thread_pool.lease()
-    next(sync_lease)
+    thread_lease = thread_pool.lease()
+    await thread_lease.__anext__()
     with pytest.raises(ValueError, match="boom"):
-        sync_lease.throw(ValueError, "boom")
+        await thread_lease.athrow(ValueError, "boom")
     assert thread_pool.stats().idle == 1
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from escudeiro_pools import PoolTimeout, ThreadPool, _thread_pool
+from escudeiro_pools._waiters import ThreadWaiter
 from tests.kit import Ledger, Resource, ThreadKit
 
 
@@ -73,14 +74,14 @@ def test_interrupted_waiter_costs_no_capacity(
         def release(self) -> None:
             raise AssertionError("an interrupted waiter must not be granted")
 
-    class InterruptedWaiter(_thread_pool._Waiter):
+    class InterruptedWaiter(ThreadWaiter):
         def __init__(self, pool: ThreadPool[Any]) -> None:
             super().__init__(pool)
             self.signal = Interrupting()  # type: ignore[assignment]
 
     pool = kit.pool(pool_size=1)
     held = pool.acquire()
-    monkeypatch.setattr(_thread_pool, "_Waiter", InterruptedWaiter)
+    monkeypatch.setattr(_thread_pool, "ThreadWaiter", InterruptedWaiter)
     with pytest.raises(KeyboardInterrupt):
         pool.acquire(timeout=5)
     monkeypatch.undo()
@@ -114,22 +115,23 @@ def test_with_pool_closes_when_prefill_fails(kit: ThreadKit, ledger: Ledger) -> 
     ledger.assert_released_once()
 
 
-def test_lease_as_a_generator_like_fastapi_drives_it(kit: ThreadKit) -> None:
+async def test_lease_as_an_async_generator_like_fastapi_drives_it(kit: ThreadKit) -> None:
     import inspect
-    from contextlib import contextmanager
+    from contextlib import asynccontextmanager
 
     pool = kit.pool(pool_size=1)
-    assert inspect.isgeneratorfunction(inspect.unwrap(pool.lease))
+    assert inspect.isasyncgenfunction(inspect.unwrap(pool.lease))
     assert list(inspect.signature(pool.lease).parameters) == []
-    with contextmanager(pool.lease)():
+    async with asynccontextmanager(pool.lease)():
         assert pool.stats().in_use == 1
-    with pytest.raises(KeyError), contextmanager(pool.lease)():
-        raise KeyError("endpoint failed")
+    with pytest.raises(KeyError):
+        async with asynccontextmanager(pool.lease)():
+            raise KeyError("endpoint failed")
     assert pool.stats().idle == 1
     lease = pool.lease()
-    assert iter(lease) is lease
-    lease.send(None)
-    lease.close()
+    assert aiter(lease) is lease
+    await lease.asend(None)
+    await lease.aclose()
     assert pool.stats().idle == 1
 
 
