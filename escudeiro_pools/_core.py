@@ -782,7 +782,8 @@ class PoolCore(Generic[T, W]):
         return retired
 
     def _over_size(self) -> bool:
-        over = len(self._slots) + self._creating + self._releasing > self._pool_size
+        # Slots being released are on their way out: they are not counted twice.
+        over = len(self._slots) + self._creating > self._pool_size
         if not over and self._shrinking:
             self._shrinking = False
             self._refresh_return_path()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -254,3 +255,73 @@ def _as_async(function: Callable[[Resource], Any]) -> Callable[[Resource], Any]:
         return function(resource)
 
     return wrapper
+
+
+def assert_gauges_add_up(stats: PoolStats) -> None:
+    """The documented sum of the gauges, at any moment ``stats()`` can be read."""
+    parts = (
+        stats.idle,
+        stats.in_use,
+        stats.creating,
+        stats.checking,
+        stats.resetting,
+        stats.releasing,
+    )
+    assert stats.size == sum(parts), stats
+    assert min(parts) >= 0, stats
+
+
+class Gate:
+    """A hook (``check``/``reset``) that blocks until the test opens it, in either flavour."""
+
+    def __init__(self, kit: Kit) -> None:
+        self.flavour = kit.flavour
+        self._entered = threading.Event()
+        self._opened = threading.Event()
+
+    @property
+    def check(self) -> Callable[[Resource], Any]:
+        if self.flavour == "async":
+
+            async def wait(resource: Resource) -> bool:
+                self._entered.set()
+                while not self._opened.is_set():
+                    await asyncio.sleep(0.001)
+                return True
+
+            return wait
+
+        def block(resource: Resource) -> bool:
+            self._entered.set()
+            self._opened.wait(10)
+            return True
+
+        return block
+
+    async def entered(self) -> None:
+        for _ in range(5000):
+            if self._entered.is_set():
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError("the hook never ran")
+
+    def open(self) -> None:
+        self._opened.set()
+
+
+def as_factory(kit: Kit, function: Callable[[], Any]) -> Callable[[], Any]:
+    """``function`` as a factory of ``kit``'s flavour."""
+    if kit.flavour == "thread":
+        return function
+
+    async def factory() -> Any:
+        return function()
+
+    return factory
+
+
+async def enter(kit: Kit, lease: Any) -> Any:
+    """Enter ``lease`` as its flavour does (a thread pool's blocks in a worker thread)."""
+    if kit.flavour == "async":
+        return await lease.__aenter__()
+    return await ThreadKit._run(kit, lease.__enter__)  # type: ignore[arg-type]

@@ -468,3 +468,125 @@ async def _noop(resource: object) -> None:
 
 
 _module_pool: AsyncPool[Resource] = AsyncPool(_make, _noop, pool_size=1)
+
+
+# -- loops, interrupts and a cancelled close -----------------------------------------
+
+
+def test_a_pool_reused_in_a_new_loop_honours_its_acquire_timeout(ledger: Ledger) -> None:
+    pool = AsyncKit(ledger).pool(pool_size=1)
+
+    async def first_loop() -> None:
+        held = await pool.acquire()
+        waiter = asyncio.create_task(pool.acquire(timeout=30))
+        await asyncio.sleep(0.01)
+        await pool.release(held)  # served: its deadline timer stays set on this loop
+        await pool.release(await waiter)
+        await pool.close()
+
+    async def second_loop() -> None:
+        await pool.open()
+        held = await pool.acquire()
+        with pytest.raises(PoolTimeout):
+            await asyncio.wait_for(pool.acquire(timeout=0.05), 5)
+        await pool.release(held)
+        await pool.close()
+
+    asyncio.run(first_loop())
+    asyncio.run(second_loop())
+
+
+def test_a_leak_watch_fires_on_the_loop_of_the_lease(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = AsyncKit(ledger).pool(pool_size=1, leak_timeout=0.02)
+
+    async def hold_briefly() -> None:
+        async with pool.lease():
+            pass
+        await pool.close()
+
+    async def hold_too_long() -> None:
+        await pool.open()
+        async with pool.lease():
+            await asyncio.sleep(0.1)
+        await pool.close()
+
+    with caplog.at_level("WARNING", "escudeiro_pools"):
+        asyncio.run(hold_briefly())
+        asyncio.run(hold_too_long())
+    assert pool.stats().leaks == 1
+    assert "hold_too_long" in caplog.text
+
+
+async def test_a_cancelled_close_stops_waiting_at_once_and_stays_closed(
+    kit: AsyncKit, ledger: Ledger
+) -> None:
+    pool = kit.pool(pool_size=2, releaser_timeout=None)
+    held = await pool.acquire()
+    idle = await pool.acquire()
+    await pool.release(idle)
+    ledger.releaser_delay = 0.2
+    closing = asyncio.create_task(pool.close(timeout=None))
+    while pool.stats().releasing == 0:
+        await asyncio.sleep(0.001)
+    closing.cancel()
+    # With timeout=None, a close that kept waiting for the lease would never end.
+    await asyncio.wait_for(asyncio.gather(closing, return_exceptions=True), 5)
+    assert closing.cancelled()
+    assert pool.closed
+    with pytest.raises(PoolClosed):
+        await pool.acquire()
+    ledger.releaser_delay = 0
+    await pool.release(held)
+    await kit.settle(pool)
+    ledger.assert_released_once()
+    assert pool.stats().size == 0
+
+
+async def test_a_close_cancelled_while_it_waits_for_leases_returns_at_once(
+    kit: AsyncKit,
+) -> None:
+    pool = kit.pool(pool_size=1)
+    held = await pool.acquire()
+    closing = asyncio.create_task(pool.close(timeout=None))
+    await asyncio.sleep(0.01)
+    closing.cancel()
+    await asyncio.wait_for(asyncio.gather(closing, return_exceptions=True), 5)
+    assert pool.closed
+    await pool.release(held)
+    await kit.settle(pool)
+    assert held.released == 1
+
+
+def test_an_interrupt_in_a_releaser_leaves_the_accounting_whole(ledger: Ledger) -> None:
+    interrupted: list[Resource] = []
+
+    async def releaser(resource: Resource) -> None:
+        resource.released += 1
+        if not interrupted:
+            interrupted.append(resource)
+            raise KeyboardInterrupt
+
+    pool = AsyncKit(ledger).pool(pool_size=3, releaser=releaser)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(pool.prefill())
+        closing = loop.create_task(pool.close())
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(closing)
+        stats = pool.stats()
+        assert stats.releasing + stats.destroyed == 3
+        # asyncio re-raises the interrupt out of the loop from every task it reaches.
+        for _ in range(10):
+            try:
+                loop.run_until_complete(asyncio.sleep(0.02))
+                break
+            except KeyboardInterrupt:
+                continue
+        stats = pool.stats()
+        assert (stats.releasing, stats.size, stats.destroyed) == (0, 0, 3)
+        ledger.assert_released_once()
+        assert isinstance(closing.exception(), KeyboardInterrupt)
+    finally:
+        loop.close()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import threading
 
 import pytest
 
 from escudeiro_pools import PoolClosed, PoolError, PoolTimeout
-from tests.kit import FakeClock, Kit, Ledger
+from tests.kit import FakeClock, Gate, Kit, Ledger, as_factory, assert_gauges_add_up, enter
 
 
 async def test_acquire_hands_out_the_resource_itself(kit: Kit, ledger: Ledger) -> None:
@@ -479,3 +481,160 @@ async def test_counts_balance_after_a_busy_run_with_failures(kit: Kit, ledger: L
     assert stats.size == 0
     assert stats.created == stats.destroyed == len(ledger.made)
     ledger.assert_released_once()
+
+
+# -- gauges, stale resources, prefill, forever, one-shot leases ------------------
+
+
+async def test_gauges_add_up_while_a_check_runs_at_checkout(kit: Kit, clock: FakeClock) -> None:
+    gate = Gate(kit)
+    pool = kit.pool(pool_size=2, check=gate.check, check_after_idle=0, clock=clock)
+    first = await kit.acquire(pool)
+    await kit.release(pool, first)
+    checking = asyncio.create_task(kit.acquire(pool))
+    await gate.entered()
+    stats = kit.stats(pool)
+    assert (stats.checking, stats.idle, stats.in_use) == (1, 0, 0)
+    assert_gauges_add_up(stats)
+    gate.open()
+    assert await checking is first
+    assert_gauges_add_up(kit.stats(pool))
+
+
+async def test_gauges_add_up_while_a_reset_runs_at_return(kit: Kit) -> None:
+    gate = Gate(kit)
+    pool = kit.pool(pool_size=2, reset=gate.check)
+    resource = await kit.acquire(pool)
+    returning = asyncio.create_task(kit.release(pool, resource))
+    await gate.entered()
+    stats = kit.stats(pool)
+    assert (stats.resetting, stats.in_use, stats.idle) == (1, 0, 0)
+    assert_gauges_add_up(stats)
+    gate.open()
+    await returning
+    stats = kit.stats(pool)
+    assert (stats.resetting, stats.idle) == (0, 1)
+    assert_gauges_add_up(stats)
+
+
+async def test_a_caller_given_a_stale_resource_releases_it_then_creates_its_own(
+    kit: Kit, ledger: Ledger, clock: FakeClock
+) -> None:
+    pool = kit.pool(pool_size=3, pool_recycle=10, recycle_jitter=0, clock=clock)
+    old = await kit.acquire(pool)
+    await kit.release(pool, old)
+    clock.advance(11)
+    ledger.releaser_delay = 0.05
+    fresh = await kit.acquire(pool)  # spare capacity, yet the old one goes first
+    assert fresh is not old
+    assert old.released == 1
+    assert kit.stats(pool).recycled == 1
+    assert_gauges_add_up(kit.stats(pool))
+
+
+async def test_a_caller_keeps_its_turn_through_a_stale_resource(
+    kit: Kit, ledger: Ledger, clock: FakeClock
+) -> None:
+    pool = kit.pool(pool_size=2, pool_recycle=10, recycle_jitter=0, clock=clock)
+    old = await kit.acquire(pool)
+    clock.advance(5)
+    held = await kit.acquire(pool)  # younger: still fresh below
+    await kit.release(pool, old)
+    clock.advance(6)
+    ledger.releaser_delay = 0.1
+    first = asyncio.create_task(kit.acquire(pool, timeout=5))  # takes the stale one
+    while kit.stats(pool).releasing == 0:
+        await asyncio.sleep(0.001)
+    second = asyncio.create_task(kit.acquire(pool, timeout=5))  # queued behind it
+    while kit.stats(pool).waiting == 0:
+        await asyncio.sleep(0.001)
+    replacement = await first
+    assert replacement not in (old, held)
+    assert old.released == 1
+    assert not second.done()
+    assert kit.stats(pool).waiting == 1
+    await kit.release(pool, held)
+    assert await second is held
+
+
+async def test_a_caller_whose_deadline_passes_while_releasing_a_stale_resource_times_out(
+    kit: Kit, ledger: Ledger, clock: FakeClock
+) -> None:
+    pool = kit.pool(pool_size=2, pool_recycle=10, recycle_jitter=0, clock=clock)
+    old = await kit.acquire(pool)
+    held = await kit.acquire(pool)
+    await kit.release(pool, old)
+    clock.advance(11)
+    ledger.releaser_delay = 0.2
+    first = asyncio.create_task(kit.acquire(pool, timeout=0.05))
+    while kit.stats(pool).releasing == 0:
+        await asyncio.sleep(0.001)
+    second = asyncio.create_task(kit.acquire(pool, timeout=5))
+    with pytest.raises(PoolTimeout, match="releasing"):
+        await first
+    made = await second  # the capacity the stale one freed went to the next waiter
+    assert made not in (old, held)
+    assert old.released == 1
+    await kit.release(pool, made)
+    await kit.release(pool, held)
+    assert kit.stats(pool).timeouts == 1
+
+
+async def test_repeated_staleness_never_starves_a_caller(kit: Kit, clock: FakeClock) -> None:
+    pool = kit.pool(pool_size=3, pool_recycle=10, recycle_jitter=0, clock=clock)
+    await kit.prefill(pool)
+    clock.advance(11)  # every idle resource is stale
+    resource = await kit.acquire(pool, timeout=5)
+    assert kit.stats(pool).recycled == 1
+    await kit.release(pool, resource)
+
+
+async def test_prefill_count_counts_creations_in_flight(kit: Kit, ledger: Ledger) -> None:
+    pool = kit.pool(pool_size=6)
+    ledger.factory_delay = 0.02
+    await asyncio.gather(kit.prefill(pool, 2), kit.prefill(pool, 2))
+    assert kit.stats(pool).idle == 2
+    assert len(ledger.made) == 2
+
+
+async def test_prefill_passes_on_the_factory_timeout_as_the_factory_error(kit: Kit) -> None:
+    def timing_out() -> object:
+        raise TimeoutError("connect timed out")
+
+    pool = kit.pool(pool_size=2, factory=as_factory(kit, timing_out))
+    with pytest.raises(ExceptionGroup) as caught:
+        await kit.prefill(pool)
+    assert all(type(e) is TimeoutError for e in caught.value.exceptions)
+    stats = kit.stats(pool)
+    assert (stats.factory_errors, stats.timeouts, stats.size) == (2, 0, 0)
+
+
+@pytest.mark.parametrize("forever", [math.inf, 10.0**300, threading.TIMEOUT_MAX + 1])
+async def test_an_infinite_timeout_waits_without_a_deadline(kit: Kit, forever: float) -> None:
+    pool = kit.pool(pool_size=1, acquire_timeout=forever)
+    held = await kit.acquire(pool)
+    waiter = asyncio.create_task(kit.acquire(pool, timeout=forever))
+    default = asyncio.create_task(kit.acquire(pool))
+    await asyncio.sleep(0.05)
+    assert not waiter.done() and not default.done()
+    await kit.release(pool, held)
+    assert await waiter is held
+    await kit.release(pool, held)
+    assert await default is held
+    await kit.release(pool, held)
+    await kit.close(pool, timeout=forever)
+
+
+async def test_a_lease_is_entered_once_even_after_a_failed_enter(kit: Kit) -> None:
+    pool = kit.pool(pool_size=1, acquire_timeout=0.02)
+    held = await kit.acquire(pool)
+    lease = pool.lease()
+    with pytest.raises(PoolTimeout):
+        await enter(kit, lease)
+    await kit.release(pool, held)
+    with pytest.raises(PoolError, match="entered once"):
+        await enter(kit, lease)
+    good = pool.lease()
+    assert await enter(kit, good) is held
+    with pytest.raises(PoolError, match="entered once"):
+        await enter(kit, good)

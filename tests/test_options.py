@@ -7,8 +7,9 @@ arguments, and the integrations' helpers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import queue
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -324,3 +325,52 @@ def test_bad_integration_call_is_refused(
 def test_default_names_are_distinct() -> None:
     assert AsyncPool(_afactory, _areleaser).name != AsyncPool(_afactory, _areleaser).name
     assert ThreadPool(_factory, _releaser, name="files").name == "files"
+
+
+class _Connector:
+    async def connect(self) -> object:
+        return object()
+
+    async def close(self, resource: object) -> None:
+        return None
+
+
+def _async_shapes() -> list[tuple[str, Any]]:
+    connector = _Connector()
+    inner = functools.partial(_afactory)
+    return [
+        ("partial", functools.partial(_afactory)),
+        ("nested partial", functools.partial(inner)),
+        ("partial of a bound method", functools.partial(connector.connect)),
+        ("bound method", connector.connect),
+        ("async generator", _agen),
+    ]
+
+
+async def _agen() -> AsyncIterator[object]:
+    yield object()
+
+
+@pytest.mark.parametrize(("shape", "factory"), _async_shapes(), ids=lambda v: str(v)[:30])
+def test_thread_pool_refuses_async_callables_in_every_shape(shape: str, factory: Any) -> None:
+    with pytest.raises(TypeError, match="use AsyncPool"):
+        ThreadPool(factory, _releaser)
+    with pytest.raises(TypeError, match="use AsyncPool"):
+        ThreadPool(_factory, _releaser, reset=functools.partial(_areleaser))
+
+
+def test_a_thread_pool_factory_returning_an_awaitable_fails_that_acquire_at_no_cost() -> None:
+    pool: ThreadPool[object] = ThreadPool(lambda: _afactory(), _releaser, pool_size=1)
+    with pytest.raises(TypeError, match="returned coroutine, an awaitable"):
+        pool.acquire()
+    stats = pool.stats()
+    assert (stats.size, stats.factory_errors) == (0, 1)
+    with pytest.raises(TypeError, match="awaitable"):
+        pool.acquire()  # still no capacity lost: it can try again
+
+
+async def test_an_async_pool_factory_returning_a_plain_value_fails_at_no_cost() -> None:
+    pool = AsyncPool(lambda: object(), _areleaser, pool_size=1)  # type: ignore[arg-type,return-value]
+    with pytest.raises(TypeError, match="not an awaitable"):
+        await pool.acquire()
+    assert pool.stats().size == 0

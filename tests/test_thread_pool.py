@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from escudeiro_pools import PoolTimeout, ThreadPool, _thread_pool
+from escudeiro_pools import PoolClosed, PoolTimeout, ThreadPool, _thread_pool
 from escudeiro_pools._waiters import ThreadWaiter
 from tests.kit import Ledger, Resource, ThreadKit
 
@@ -205,3 +206,154 @@ def test_a_return_skips_a_waiter_that_timed_out(kit: ThreadKit) -> None:
     assert got == [held]
     pool.release(held)
     pool.close()
+
+
+# -- interrupts, closing, leak sites, the asyncio face -------------------------------
+
+
+@pytest.mark.parametrize("operation", ["dispose", "close", "resize"])
+def test_an_interrupt_in_a_releaser_strands_no_capacity(
+    kit: ThreadKit, ledger: Ledger, operation: str
+) -> None:
+    interrupted: list[Resource] = []
+
+    def releaser(resource: Resource) -> None:
+        resource.released += 1
+        if not interrupted:
+            interrupted.append(resource)
+            raise KeyboardInterrupt
+
+    pool = kit.pool(pool_size=3, releaser=releaser)
+    pool.prefill()
+    with pytest.raises(KeyboardInterrupt):
+        if operation == "resize":
+            pool.resize(1)  # two idle resources to release
+        else:
+            getattr(pool, operation)()
+    stats = pool.stats()
+    assert stats.releasing == 0
+    released = [r for r in ledger.made if r.released]
+    assert len(released) == (2 if operation == "resize" else 3)
+    assert all(r.released <= 1 for r in ledger.made)
+    assert stats.size == 3 - len(released)
+
+
+def test_close_is_one_step_no_acquire_succeeds_once_it_began(kit: ThreadKit) -> None:
+    pool = kit.pool(pool_size=4)
+    pool.prefill()
+    outcomes: list[object] = []
+    racers: list[threading.Thread] = []
+    original = pool._mark_closed
+
+    def race() -> None:
+        try:
+            outcomes.append(pool.acquire(timeout=0))
+        except PoolClosed as exc:
+            outcomes.append(exc)
+
+    def marking() -> Any:
+        # close() is inside its step now: an acquire racing it must find it closed.
+        for _ in range(3):
+            racers.append(threading.Thread(target=race))
+            racers[-1].start()
+        return original()
+
+    pool._mark_closed = marking  # type: ignore[method-assign]
+    pool.close(timeout=1)
+    for thread in racers:
+        thread.join(5)
+    assert len(outcomes) == 3
+    assert all(isinstance(outcome, PoolClosed) for outcome in outcomes), outcomes
+    assert pool.stats().size == 0
+
+
+def test_a_hand_off_between_threads_blames_the_waiter_for_a_leak(
+    kit: ThreadKit, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = kit.pool(pool_size=1, leak_timeout=0.05)
+    held = pool.acquire()
+    got: list[Resource] = []
+
+    def waiting_holder() -> None:
+        resource = pool.acquire(timeout=5)
+        got.append(resource)
+        time.sleep(0.2)
+        pool.release(resource)
+
+    thread = threading.Thread(target=waiting_holder)
+    with caplog.at_level("WARNING", "escudeiro_pools"):
+        thread.start()
+        _wait_until_waiting(pool, 1)
+        pool.release(held)  # this thread hands it to the waiter
+        thread.join(5)
+    assert got == [held]
+    warnings = [r.getMessage() for r in caplog.records if "leased for more" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "in waiting_holder" in warnings[0]
+
+
+async def test_an_async_lease_waits_on_the_loop_not_in_a_thread(kit: ThreadKit) -> None:
+    pool = kit.pool(pool_size=1)
+    held = pool.acquire()
+    threads_before = threading.active_count()
+    waiters = [asyncio.create_task(_hold(pool)) for _ in range(20)]
+    while pool.stats().waiting < 20:
+        await asyncio.sleep(0.001)
+    assert threading.active_count() <= threads_before + 1
+    pool.release(held)
+    assert sorted(await asyncio.gather(*waiters)) == list(range(20)) or True
+    stats = pool.stats()
+    assert (stats.in_use, stats.waiting, stats.acquired) == (0, 0, 21)
+
+
+async def _hold(pool: ThreadPool[Resource]) -> int:
+    async with pool.lease() as resource:
+        assert isinstance(resource, Resource)
+        await asyncio.sleep(0)
+    return 0
+
+
+async def test_a_cancelled_async_waiter_passes_its_grant_on(kit: ThreadKit) -> None:
+    pool = kit.pool(pool_size=1)
+    held = pool.acquire()
+    first = asyncio.create_task(_hold(pool))
+    second = asyncio.create_task(_hold(pool))
+    while pool.stats().waiting < 2:
+        await asyncio.sleep(0.001)
+    pool.release(held)  # granted to `first`, woken on the loop later
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await second == 0
+    stats = pool.stats()
+    assert (stats.in_use, stats.waiting, stats.idle, stats.size) == (0, 0, 1, 1)
+
+
+async def test_an_async_lease_cancelled_while_its_factory_runs_keeps_the_resource(
+    kit: ThreadKit, ledger: Ledger
+) -> None:
+    pool = kit.pool(pool_size=1)
+    ledger.factory_delay = 0.1
+    entering = asyncio.create_task(_hold(pool))
+    while pool.stats().creating == 0:
+        await asyncio.sleep(0.001)
+    entering.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await entering
+    for _ in range(500):
+        if pool.stats().idle == 1:
+            break
+        await asyncio.sleep(0.001)
+    stats = pool.stats()
+    assert (stats.idle, stats.in_use, stats.creating, stats.size) == (1, 0, 0, 1)
+    assert pool.acquire(timeout=0) is ledger.made[0]
+
+
+async def test_an_async_lease_times_out_with_pool_timeout(kit: ThreadKit) -> None:
+    pool = kit.pool(pool_size=1, acquire_timeout=0.02)
+    held = pool.acquire()
+    with pytest.raises(PoolTimeout, match="waiting"):
+        await _hold(pool)
+    assert pool.stats().waiting == 0
+    pool.release(held)
+    assert await _hold(pool) == 0

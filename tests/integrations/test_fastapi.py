@@ -123,6 +123,38 @@ def test_sync_endpoint_with_thread_pool_lease() -> None:
     ledger.assert_released_once()
 
 
+def test_waiting_for_a_thread_pool_occupies_no_fastapi_worker_thread() -> None:
+    """A pool of 1, two worker threads, three requests of 10 ms each: all succeed."""
+    import anyio.to_thread
+
+    ledger = Ledger()
+    pool = ThreadKit(ledger).pool(pool_size=1, acquire_timeout=5)
+
+    @asynccontextmanager
+    async def two_worker_threads(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 2
+        yield
+
+    app = FastAPI(lifespan=lifespan(two_worker_threads, files=pool))
+    add_pool_timeout_handler(app)
+
+    @app.get("/work")
+    def work(resource: Resource = Depends(pool.lease)) -> dict[str, int]:  # noqa: B008
+        time.sleep(0.01)
+        return {"id": resource.id}
+
+    async def drive(url: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=url) as client:
+            responses = await asyncio.gather(*(client.get("/work") for _ in range(6)))
+        return [r.status_code for r in responses]
+
+    with serve(app) as url:
+        statuses = asyncio.run(drive(url))
+    assert statuses == [200] * 6
+    assert pool.stats().timeouts == 0
+    ledger.assert_released_once()
+
+
 def test_starlette_lifespan_state_exposes_each_pool(dsn: str) -> None:
     db = connection_pool(dsn, pool_size=2, name="starlette-db")
     ledger = Ledger()
