@@ -3,7 +3,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Editable installs link each module: a new module means a new install.
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; ls escudeiro_pools integrations) | cksum | cut -d' ' -f1)
 
 .PHONY: demo test test-only lint bench clean
 

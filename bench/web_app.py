@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import asyncpg
+from escudeiro_pools.integrations.asyncpg import connection_pool
 from fastapi import Depends, FastAPI
-
-from integrations.asyncpg import connection_pool
 
 __all__ = ["create_app"]
 

@@ -8,12 +8,17 @@ them, and release every one they made exactly once.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pkgutil import extend_path
 
 from escudeiro_pools._async_pool import AsyncPool
 from escudeiro_pools._errors import PoolBusy, PoolClosed, PoolError, PoolTimeout, PoolUnavailable
 from escudeiro_pools._lease import AsyncLease, ThreadLease
 from escudeiro_pools._stats import LeaseInfo, PoolStats
 from escudeiro_pools._thread_pool import ThreadPool
+
+# From a checkout, ``escudeiro_pools.integrations`` lives in the editable
+# install's tree (the repository keeps it in ``integrations/``): look there too.
+__path__ = extend_path(__path__, __name__)
 
 try:
     __version__ = version("escudeiro-pools")

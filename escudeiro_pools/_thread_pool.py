@@ -458,13 +458,15 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                     slot.state = IDLE
                     self._idle.append(slot)
                 # end inline
-            if stale is None:
-                return
+            if stale is not None:
+                await self._in_thread(self._release_all, [stale])
+            return
+        await self._in_thread(self._end_lease, slot, serial, broken)
+
+    async def _in_thread(self, function: Callable[..., object], *args: Any) -> None:
+        # Shielded: a cancelled caller does not interrupt the reset or releaser running there.
         loop = asyncio.get_running_loop()
-        # In a thread of its own: a cancelled caller does not interrupt reset or releaser.
-        await asyncio.shield(
-            loop.run_in_executor(None, self._end_lease, slot, serial, broken, False)
-        )
+        await asyncio.shield(loop.run_in_executor(None, function, *args))
 
     # -- return ---------------------------------------------------------------
 

@@ -1,6 +1,5 @@
-"""Framework and driver integrations for ``escudeiro_pools``.
+"""Framework and driver integrations, installed as ``escudeiro_pools.integrations``.
 
 Each module imports its own dependency and says how to install it if missing:
-``integrations.starlette``, ``integrations.fastapi``, ``integrations.asyncpg``,
-``integrations.httpx``.
+``escudeiro_pools.integrations.starlette``, ``.fastapi``, ``.asyncpg``, ``.httpx``.
 """

@@ -13,5 +13,6 @@ def require(module: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(
-            f"integrations.{extra} needs {module}: pip install 'escudeiro-pools[{extra}]'"
+            f"escudeiro_pools.integrations.{extra} needs {module}: "
+            f"pip install 'escudeiro-pools[{extra}]'"
         ) from exc

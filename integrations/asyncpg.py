@@ -25,9 +25,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from escudeiro_pools.integrations._require import require
+
 from escudeiro_pools import AsyncPool
 from escudeiro_pools._options import check_seconds
-from integrations._require import require
 
 require("asyncpg", "asyncpg")
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from escudeiro_pools.integrations._require import require
+from escudeiro_pools.integrations.starlette import AnyPool, check_pools, lifespan
+
 from escudeiro_pools import PoolTimeout
 from escudeiro_pools._options import check_seconds
-from integrations._require import require
-from integrations.starlette import AnyPool, check_pools, lifespan
 
 require("fastapi", "fastapi")
 

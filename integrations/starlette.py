@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeAlias
 
+from escudeiro_pools.integrations._require import require
+
 from escudeiro_pools import AsyncPool, ThreadPool
-from integrations._require import require
 
 require("starlette", "starlette")
 

@@ -281,27 +281,27 @@ BAD_INTEGRATION_CALLS: list[tuple[str, Callable[[], object], type[Exception], st
 
 
 def _asyncpg() -> Any:
-    import integrations.asyncpg
+    import escudeiro_pools.integrations.asyncpg
 
-    return integrations.asyncpg
+    return escudeiro_pools.integrations.asyncpg
 
 
 def _httpx() -> Any:
-    import integrations.httpx
+    import escudeiro_pools.integrations.httpx
 
-    return integrations.httpx
+    return escudeiro_pools.integrations.httpx
 
 
 def _starlette() -> Any:
-    import integrations.starlette
+    import escudeiro_pools.integrations.starlette
 
-    return integrations.starlette
+    return escudeiro_pools.integrations.starlette
 
 
 def _fastapi() -> Any:
-    import integrations.fastapi
+    import escudeiro_pools.integrations.fastapi
 
-    return integrations.fastapi
+    return escudeiro_pools.integrations.fastapi
 
 
 def _app() -> Any:

@@ -6,8 +6,8 @@ import asyncio
 
 import asyncpg
 import pytest
+from escudeiro_pools.integrations.asyncpg import connection_pool, redact_dsn
 
-from integrations.asyncpg import connection_pool, redact_dsn
 from tests.kit import FakeClock
 from tests.pg import backends_named
 

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import asyncpg
 import httpx
 import pytest
+from escudeiro_pools.integrations.asyncpg import connection_pool
+from escudeiro_pools.integrations.fastapi import add_pool_timeout_handler, lifespan, stats_router
 from fastapi import Depends, FastAPI
 from fastapi.responses import StreamingResponse
 from starlette.applications import Starlette
@@ -20,8 +22,6 @@ from starlette.routing import Route
 
 from escudeiro_pools import AsyncPool
 from examples.serving import serve
-from integrations.asyncpg import connection_pool
-from integrations.fastapi import add_pool_timeout_handler, lifespan, stats_router
 from tests.kit import Ledger, Resource, ThreadKit
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from escudeiro_pools.integrations.httpx import client_pool, sync_client_pool
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from examples.serving import serve
-from integrations.httpx import client_pool, sync_client_pool
 
 
 async def _echo(request: Request) -> PlainTextResponse:

@@ -15,13 +15,13 @@ from typing import Annotated, Any
 import asyncpg
 import httpx
 import pytest
+from escudeiro_pools.integrations.asyncpg import CONNECTION_LOST, connection_pool
+from escudeiro_pools.integrations.fastapi import add_pool_timeout_handler
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from examples.embedded_pg import embedded_server
 from examples.serving import serve
-from integrations.asyncpg import CONNECTION_LOST, connection_pool
-from integrations.fastapi import add_pool_timeout_handler
 from tests.pg import backends_named
 
 POOL_SIZE = 4

@@ -1,0 +1,129 @@
+"""Every copy of the inlined hot paths, pinned by behaviour.
+
+``acquire``/``release``, ``async with pool.lease()``, the thread pool's
+``acquire``/``release``, ``with`` lease and ``async with`` lease each carry a
+generated copy of the checkout and return paths; each test here runs through
+every copy, so a copy that drops the leak watch, the return stamp or the
+generation check fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from escudeiro_pools import AsyncPool, ThreadPool
+from tests.kit import AsyncKit, FakeClock, Ledger, Resource, ThreadKit
+
+Holding = Callable[[Any], Any]
+
+
+@asynccontextmanager
+async def held_via(path: str, pool: Any) -> AsyncIterator[Resource]:
+    """Hold one resource of ``pool`` through the entry and exit named ``path``."""
+    if path == "async acquire":
+        resource = await pool.acquire()
+        try:
+            yield resource
+        finally:
+            await pool.release(resource)
+    elif path in ("async lease", "thread async lease"):
+        async with pool.lease() as resource:
+            yield resource
+    elif path == "thread acquire":
+        resource = pool.acquire()
+        try:
+            yield resource
+        finally:
+            pool.release(resource)
+    else:
+        with pool.lease() as resource:
+            yield resource
+
+
+PATHS = ["async acquire", "async lease", "thread acquire", "thread lease", "thread async lease"]
+
+
+def make_pool(
+    path: str, ledger: Ledger, **options: Any
+) -> AsyncPool[Resource] | ThreadPool[Resource]:
+    kit = AsyncKit(ledger) if path.startswith("async") else ThreadKit(ledger)
+    return kit.pool(**options)
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_every_path_watches_for_leaks(
+    path: str, ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = make_pool(path, ledger, pool_size=1, leak_timeout=0.02)
+    with caplog.at_level("WARNING", "escudeiro_pools"):
+        async with held_via(path, pool):
+            assert pool.leases()[0].site is not None
+            await asyncio.sleep(0.15)
+        async with held_via(path, pool):  # back within the timeout: no warning
+            pass
+        await asyncio.sleep(0.05)
+    assert pool.stats().leaks == 1
+    assert "test_hot_paths.py" in caplog.text
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_every_path_stamps_the_return_time(
+    path: str, ledger: Ledger, clock: FakeClock
+) -> None:
+    checked: list[Resource] = []
+
+    def check(resource: Resource) -> bool:
+        checked.append(resource)
+        return True
+
+    pool = make_pool(path, ledger, pool_size=1, check=check, check_after_idle=5, clock=clock)
+    async with held_via(path, pool):
+        clock.advance(10)  # held long: the return, not the creation, starts the idle time
+    async with held_via(path, pool):
+        pass
+    assert checked == []
+    clock.advance(6)
+    async with held_via(path, pool):
+        pass
+    assert checked == ledger.made[:1]
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_every_path_releases_what_was_leased_before_a_dispose(
+    path: str, ledger: Ledger
+) -> None:
+    pool = make_pool(path, ledger, pool_size=2)
+    async with held_via(path, pool) as resource:
+        if isinstance(pool, AsyncPool):
+            await pool.dispose()
+        else:
+            pool.dispose()
+    for _ in range(200):
+        if resource.released:
+            break
+        await asyncio.sleep(0.005)
+    assert resource.released == 1
+    assert pool.stats().idle == 0
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_every_path_hands_a_return_to_the_longest_waiter(path: str, ledger: Ledger) -> None:
+    pool = make_pool(path, ledger, pool_size=1)
+    async with held_via(path, pool) as first:
+        waiter = asyncio.create_task(_acquire_elsewhere(pool))
+        while pool.stats().waiting == 0:
+            await asyncio.sleep(0.001)
+    assert await waiter is first
+    assert pool.stats().in_use == 1
+
+
+async def _acquire_elsewhere(pool: Any) -> Resource:
+    if isinstance(pool, AsyncPool):
+        resource: Resource = await pool.acquire(timeout=5)
+        return resource
+    return await asyncio.to_thread(pool.acquire, 5)
