@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from types import TracebackType
@@ -20,11 +21,11 @@ from escudeiro_pools._core import (
     IDLE,
     LEASED,
     RESETTING,
-    UNAVAILABLE,
     WAIT,
     PoolCore,
     Slot,
     _Default,
+    _Token,
     logger,
 )
 from escudeiro_pools._deadlines import Deadlines
@@ -41,6 +42,8 @@ _Waiter = asyncio.Future[Any]
 
 _get_running_loop = asyncio.get_running_loop
 _Future = asyncio.Future
+# A lease is made on every request: without a Python ``__init__`` call.
+_new_lease = object.__new__
 
 
 class _Claim:
@@ -68,7 +71,7 @@ class _Binding:
         "time",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, expire: Callable[[_Waiter], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, pool: AsyncPool[Any]) -> None:
         self.loop = loop
         # The loop's clock and futures, without a Python frame when they are asyncio's own.
         base = asyncio.BaseEventLoop
@@ -80,7 +83,7 @@ class _Binding:
             if type(loop).create_future is base.create_future
             else loop.create_future
         )
-        self.deadlines = Deadlines(loop, expire)
+        self.deadlines = Deadlines(loop, pool)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.drains: list[asyncio.Future[None]] = []
         self.ready: list[asyncio.Future[None]] = []
@@ -235,7 +238,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
             Exception: whatever the factory raised creating a resource.
         """
         slot = None
-        if self._loop is _get_running_loop():
+        if self._idle and self._loop is _get_running_loop():
             # inline: slot = self._lend_idle()
             slot = None
             if self._idle:
@@ -268,18 +271,77 @@ class AsyncPool(PoolCore[T, _Waiter]):
         raised one of ``discard_on``) the resource is discarded, not pooled.
         A lease is entered once.
         """
-        return AsyncLease(self)
+        lease = _new_lease(AsyncLease)
+        lease._pool = self
+        lease._slot = None
+        return lease
 
     async def _obtain(self, timeout: float | _Default | None) -> Slot[T]:
         """The slow path: whatever ``acquire`` could not do without awaiting."""
-        binding = self._bind_loop()
-        timeout = self._acquire_timeout if timeout is DEFAULT else check_timeout("timeout", timeout)
+        binding = self._binding
+        if binding is None or binding.loop is not _get_running_loop():
+            binding = self._bind_loop()
+        if timeout is DEFAULT:
+            timeout = self._acquire_timeout
+        else:
+            timeout = check_timeout("timeout", timeout)
         started = binding.time()
         deadline = None if timeout is None else started + timeout
-        grant: Any = self._checkout()
+        # ``_checkout``'s answer when the pool is open and full (every contended
+        # acquire), without the call; any other case asks it.
+        if (
+            self._idle
+            or self._closed
+            or len(self._slots) + self._creating + self._releasing < self._pool_size
+            or self._max_waiting is not None
+        ):
+            grant: Any = self._checkout()
+        else:
+            grant = WAIT
+        if grant is WAIT:
+            # The contended path, kept in this frame: queue for a grant; at the
+            # deadline ``Deadlines`` sets EXPIRED.
+            waiter = binding.new_future()
+            self._waiters.append((waiter, deadline))
+            self._waiting += 1
+            if deadline is not None:
+                deadlines = binding.deadlines
+                if deadline < deadlines.last or deadlines.timer is None:
+                    deadlines.add(deadline, waiter)  # out of order, or no timer yet
+                else:
+                    deadlines.last = deadline
+            else:
+                # Behind a waiter without deadline, later deadlines are out of order.
+                binding.deadlines.last = math.inf
+            try:
+                grant = await waiter
+            except BaseException:
+                self._note_wait(binding.time() - started)
+                self._leave_queue(waiter)
+                raise
+            waited = binding.time() - started
+            self._waits += 1
+            self._wait_time_total += waited
+            if waited > self._wait_time_max:
+                self._wait_time_max = waited
+            if type(grant) is Slot and grant.state == LEASED:
+                if self._tracking:
+                    self._track(grant)
+                return grant
+            if type(grant) is _Token and grant is not CREATE:
+                raise self._refusal(grant, timeout)
+        return await self._realize(grant, deadline, timeout)
+
+    def _refusal(self, grant: _Token, timeout: float | None) -> PoolError:
+        if grant is EXPIRED:
+            return self._timeout_error(timeout, "waiting")
+        if grant is CLOSED:
+            return PoolClosed(f"pool {self._name!r} was closed while waiting for a resource")
+        return self._unavailable_error(counted=True)
+
+    async def _realize(self, grant: Any, deadline: float | None, timeout: float | None) -> Slot[T]:
+        """Turn a grant into a leased slot: create, check, or replace a stale one."""
         while True:
-            if grant is WAIT:
-                grant = await self._wait(binding, started, deadline, timeout)
             if grant is CREATE:
                 slot = await self._create_within(deadline, timeout)
             else:
@@ -293,37 +355,6 @@ class AsyncPool(PoolCore[T, _Waiter]):
             # A stale slot: this caller releases it, then creates in its place.
             await self._replace_within(slot, deadline, timeout)
             grant = CREATE
-
-    async def _wait(
-        self,
-        binding: _Binding,
-        started: float,
-        deadline: float | None,
-        timeout: float | None,
-    ) -> Any:
-        waiter = binding.new_future()
-        self._waiters.append(waiter)
-        self._waiting += 1
-        if deadline is not None:
-            binding.deadlines.add(deadline, waiter, self._waiting)
-        try:
-            grant = await waiter
-        except BaseException:
-            self._note_wait(binding.time() - started)
-            self._leave_queue(waiter)
-            raise
-        self._note_wait(binding.time() - started)
-        if grant is EXPIRED:
-            raise self._timeout_error(timeout, "waiting")
-        if grant is CLOSED:
-            raise PoolClosed(f"pool {self._name!r} was closed while waiting for a resource")
-        if grant is UNAVAILABLE:
-            raise self._unavailable_error(counted=True)
-        return grant
-
-    def _expire(self, waiter: _Waiter) -> None:
-        waiter.set_result(EXPIRED)
-        self._abandon()
 
     def _leave_queue(self, waiter: _Waiter) -> None:
         """The caller stopped waiting (cancelled): pass on what it was granted, if any."""
@@ -434,7 +465,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 self._retire(slot)
                 stale = slot
             elif self._waiting:
-                stale = self._place(slot)
+                stale = self._hand_over(slot)
             else:
                 if self._stamp_returns:
                     slot.returned_at = self._clock()
@@ -509,9 +540,6 @@ class AsyncPool(PoolCore[T, _Waiter]):
         binding = self._binding
         assert binding is not None
         return binding.spawn(self._run_releaser(slot.resource, claim, report))
-
-    def _on_stale(self, slot: Slot[T]) -> None:  # pragma: no cover - see PoolCore._serve
-        self._spawn_release(slot)
 
     async def _run_releaser(
         self, resource: T, claim: _Claim | None, report: bool
@@ -857,7 +885,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 # That loop is gone: its resources cannot be touched any more.
                 self._forget()
             binding.abandon()
-        self._binding = binding = _Binding(loop, self._expire)
+        self._binding = binding = _Binding(loop, self)
         self._loop = loop
         self._start_maintainer(binding)
         return binding

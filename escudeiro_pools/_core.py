@@ -160,6 +160,13 @@ class PoolCore(Generic[T, W]):
         self._has_reset = options.reset is not None
         self._leak_timeout = options.leak_timeout
         self._tracking = options.leak_timeout is not None
+        # Whether a maintainer may ever be needed: the slow paths then check for one.
+        self._maintained = (
+            options.min_size > 0
+            or options.max_idle is not None
+            or options.fail_fast_after is not None
+            or self._tracking
+        )
         self._discard_on = options.discard_on
         self._max_waiting = options.max_waiting
         self._clock = options.clock
@@ -194,7 +201,9 @@ class PoolCore(Generic[T, W]):
         self._resetting = 0
         self._releasing = 0
         self._in_use = 0
-        self._waiters: deque[W] = deque()
+        # Queued callers in arrival order, each with its deadline (the async
+        # pool's timer reads it; None: no deadline).
+        self._waiters: deque[tuple[W, float | None]] = deque()
         self._waiting = 0
         self._generation = 0
         self._closed = False
@@ -266,7 +275,7 @@ class PoolCore(Generic[T, W]):
             self._retire(slot)
             stale = slot
         elif self._waiting:
-            stale = self._place(slot)
+            stale = self._hand_over(slot)
         else:
             if self._stamp_returns:
                 slot.returned_at = self._clock()
@@ -291,7 +300,7 @@ class PoolCore(Generic[T, W]):
             raise self._closed_error()
         if self._idle:
             return self._claim(self._pop_idle())
-        if self._has_room():
+        if len(self._slots) + self._creating + self._releasing < self._pool_size:
             if self._breaker.is_open:
                 raise self._unavailable_error()
             self._creating += 1
@@ -352,8 +361,8 @@ class PoolCore(Generic[T, W]):
         if self._tracking:
             slot.leased_at = self._clock()
 
-    def _enqueue(self, waiter: W) -> None:
-        self._waiters.append(waiter)
+    def _enqueue(self, waiter: W, deadline: float | None = None) -> None:
+        self._waiters.append((waiter, deadline))
         self._waiting += 1
 
     def _abandon(self) -> None:
@@ -361,7 +370,7 @@ class PoolCore(Generic[T, W]):
         self._waiting -= 1
         # Dead waiters are skipped lazily; compact so timeouts cannot grow the queue.
         if len(self._waiters) > 2 * self._waiting + 64:
-            self._waiters = deque(w for w in self._waiters if not w.done())
+            self._waiters = deque(entry for entry in self._waiters if not entry[0].done())
 
     def _note_wait(self, seconds: float) -> None:
         self._waits += 1
@@ -535,7 +544,24 @@ class PoolCore(Generic[T, W]):
             self._retire(slot)
             return slot
         if self._waiting:
-            reason = None if self._plain else self._verdict(slot, alive=False)
+            return self._hand_over(slot)
+        if self._stamp_returns:
+            slot.returned_at = self._clock()
+        slot.state = IDLE
+        self._idle.append(slot)
+        return None
+
+    def _hand_over(self, slot: Slot[T]) -> Slot[T] | None:
+        """``_place`` when callers wait (every contended return): the longest
+        live waiter gets ``slot`` lent, or to check; a stale one is returned."""
+        if self._plain or (self._recycle_only and self._clock() < slot.expires_at):
+            slot.state = LEASED
+            slot.serial += 1
+            self._in_use += 1
+            if self._tracking:
+                slot.leased_at = self._clock()
+        else:
+            reason = self._verdict(slot, alive=False)
             if reason is None:
                 self._lend(slot)
             elif reason == "check":
@@ -545,13 +571,20 @@ class PoolCore(Generic[T, W]):
                 self._count_stale(reason)
                 self._retire(slot)
                 return slot
-            if self._offer(slot):
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()[0]
+            if waiter.done():
+                continue
+            self._waiting -= 1
+            if waiter.set_result(slot) is not False:
                 return None
-            if slot.state == LEASED:
-                slot.serial -= 1
-                self._in_use -= 1
-            else:
-                self._checking -= 1
+        # Nobody took it (every waiter had left): pool it.
+        if slot.state == LEASED:
+            slot.serial -= 1
+            self._in_use -= 1
+        else:
+            self._checking -= 1
         if self._stamp_returns:
             slot.returned_at = self._clock()
         slot.state = IDLE
@@ -562,7 +595,7 @@ class PoolCore(Generic[T, W]):
         """Hand ``grant`` to the longest live waiter; False if none takes it."""
         waiters = self._waiters
         while waiters:
-            waiter = waiters.popleft()
+            waiter = waiters.popleft()[0]
             if waiter.done():
                 continue
             self._waiting -= 1
@@ -570,16 +603,32 @@ class PoolCore(Generic[T, W]):
                 return True
         return False
 
+    def _expire_due(self, now: float) -> float | None:
+        """Expire the waiters at the front of the queue whose deadline is ``now`` or
+        earlier (they get ``EXPIRED``). Returns the deadline of the new front
+        (``math.inf`` if it has none), or None if nobody waits.
+
+        Deadlines that arrived out of order are the async pool's own to expire.
+        """
+        waiters = self._waiters
+        while waiters:
+            waiter, deadline = waiters[0]
+            if not waiter.done():
+                if deadline is None:
+                    return math.inf
+                if deadline > now:
+                    return deadline
+                waiter.set_result(EXPIRED)
+                self._waiting -= 1
+            waiters.popleft()
+        return None
+
     def _serve(self) -> None:
         """Capacity was freed or the pool closed: grant it to waiters, first come first served."""
+        # Idle slots and live waiters never coexist: only capacity is granted here.
         while self._waiting:
             if self._closed:
                 grant: Grant = CLOSED
-            elif self._idle:
-                stale = self._place(self._pop_idle())
-                if stale is not None:  # pragma: no cover - idle and waiters never coexist
-                    self._on_stale(stale)
-                continue
             elif not self._has_room():
                 return
             elif self._breaker.is_open:
@@ -594,10 +643,6 @@ class PoolCore(Generic[T, W]):
                 elif grant is UNAVAILABLE:
                     self._unavailable -= 1
                 return
-
-    def _on_stale(self, slot: Slot[T]) -> None:
-        """A flavour hook: release a slot retired where no caller can (``_serve``)."""
-        raise NotImplementedError
 
     def _retire(self, slot: Slot[T]) -> None:
         """Take ``slot`` out of the pool; its capacity stays held until ``_release_done``."""
@@ -771,6 +816,7 @@ class PoolCore(Generic[T, W]):
                 f"min_size must be at most pool_size, got min_size={floor} > pool_size={size}"
             )
         self._pool_size, self._min_size = size, floor
+        self._maintained = self._maintained or floor > 0
         retired: list[Slot[T]] = []
         while self._idle and self._over_size():
             slot = self._idle.popleft()

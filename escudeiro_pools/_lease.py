@@ -131,10 +131,11 @@ class AsyncLease(_Lease[T]):
 
     __slots__ = ()
 
+    _pool: AsyncPool[T]
+
     def __init__(self, pool: AsyncPool[T]) -> None:
         self._pool = pool
-        self._slot: Slot[T] | None = None
-        self._serial = 0
+        self._slot = None
 
     async def __aenter__(self) -> T:
         if self._slot is not None:
@@ -142,7 +143,7 @@ class AsyncLease(_Lease[T]):
         self._slot = SPENT
         pool = self._pool
         slot = None
-        if pool._loop is _get_running_loop():
+        if pool._idle and pool._loop is _get_running_loop():
             # inline: slot = pool._lend_idle()
             slot = None
             if pool._idle:
@@ -180,7 +181,7 @@ class AsyncLease(_Lease[T]):
         if slot.state != LEASED or slot.serial != self._serial:
             return
         pool = self._pool
-        if _broken(exc_type, pool._discard_on):
+        if exc_type is not None and _broken(exc_type, pool._discard_on):
             await pool._return(slot, broken=True)
         elif pool._plain_return:
             # inline: stale = pool._return_plain(slot)
@@ -191,7 +192,7 @@ class AsyncLease(_Lease[T]):
                 pool._retire(slot)
                 stale = slot
             elif pool._waiting:
-                stale = pool._place(slot)
+                stale = pool._hand_over(slot)
             else:
                 if pool._stamp_returns:
                     slot.returned_at = pool._clock()
@@ -242,8 +243,10 @@ class ThreadLease(_Lease[T]):
                     pool._unpop_idle(slot)
                     slot = None
             # end inline
+            if slot is None:
+                grant = pool._next_step()
         if slot is None:
-            slot = pool._obtain(DEFAULT)
+            slot = pool._finish(grant, DEFAULT)
         self._slot = slot
         self._serial = slot.serial
         return slot.resource
@@ -272,7 +275,7 @@ class ThreadLease(_Lease[T]):
                     pool._retire(slot)
                     stale = slot
                 elif pool._waiting:
-                    stale = pool._place(slot)
+                    stale = pool._hand_over(slot)
                 else:
                     if pool._stamp_returns:
                         slot.returned_at = pool._clock()

@@ -159,6 +159,8 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             PoolUnavailable: the factory keeps failing and no idle resource is left.
             Exception: whatever the factory raised.
         """
+        if timeout is not DEFAULT:
+            timeout = check_timeout("timeout", timeout)
         with self._lock:
             # inline: slot = self._lend_idle()
             slot = None
@@ -178,8 +180,10 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                     self._unpop_idle(slot)
                     slot = None
             # end inline
+            if slot is None:
+                grant = self._next_step()
         if slot is None:
-            slot = self._obtain(timeout)
+            slot = self._finish(grant, timeout)
         return slot.resource
 
     @presents_as_async_generator
@@ -202,28 +206,42 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             timeout = check_timeout("timeout", timeout)
         return timeout, None if timeout is None else time.monotonic() + timeout
 
-    def _obtain(self, timeout: float | _Default | None) -> Slot[T]:
-        """The slow path: whatever ``acquire`` could not do at once."""
-        timeout, deadline = self._deadline(timeout)
-        with self._lock:
+    def _next_step(self) -> Any:
+        """Under the lock, when no idle slot could be lent at once: the caller's
+        grant (``_checkout``), or a ``ThreadWaiter`` it is queued as."""
+        if self._maintainer is None and self._maintained:
             self._start_maintainer()
-            grant = self._checkout()
-            if grant is WAIT:
-                waiter = ThreadWaiter(self)
-                self._enqueue(waiter)
+        grant: Any = self._checkout()
         if grant is WAIT:
-            grant = self._wait(waiter, deadline, timeout)
-            if isinstance(grant, Slot) and grant.state == LEASED and not self._tracking:
+            grant = ThreadWaiter(self)
+            self._waiters.append((grant, None))
+            self._waiting += 1
+        return grant
+
+    def _finish(self, grant: Any, timeout: float | _Default | None) -> Slot[T]:
+        """Outside the lock: wait for a queued caller's grant, then realize it."""
+        if isinstance(timeout, _Default):
+            timeout = self._acquire_timeout
+        if type(grant) is ThreadWaiter:
+            deadline = None if timeout is None else grant.started + timeout
+            grant = self._wait(grant, deadline, timeout)
+            if type(grant) is Slot and grant.state == LEASED and not self._tracking:
                 return grant
+        else:
+            deadline = None if timeout is None else time.monotonic() + timeout
         return self._realize(grant, deadline, timeout, None)
 
     def _wait(self, waiter: ThreadWaiter, deadline: float | None, timeout: float | None) -> Any:
         interrupted: BaseException | None = None
         try:
             if deadline is None:
-                waiter.signal.acquire()
+                woken = waiter.signal.acquire()
             else:
-                waiter.signal.acquire(timeout=max(0.0, deadline - time.monotonic()))
+                woken = waiter.signal.acquire(timeout=max(0.0, deadline - time.monotonic()))
+            if woken:
+                # Granted (the grant is set before the signal): no need for the lock.
+                grant = waiter.grant
+                return grant if type(grant) is Slot else self._granted(grant)
         except BaseException as exc:
             interrupted = exc
         stale = None
@@ -451,7 +469,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                     self._retire(slot)
                     stale = slot
                 elif self._waiting:
-                    stale = self._place(slot)
+                    stale = self._hand_over(slot)
                 else:
                     if self._stamp_returns:
                         slot.returned_at = self._clock()
@@ -492,7 +510,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                     self._retire(slot)
                     stale = slot
                 elif self._waiting:
-                    stale = self._place(slot)
+                    stale = self._hand_over(slot)
                 else:
                     if self._stamp_returns:
                         slot.returned_at = self._clock()

@@ -39,7 +39,12 @@ class ThreadWaiter:
 
     def set_result(self, grant: Any) -> bool:
         # Under the pool's lock: the woken thread need not take it to account its wait.
-        self.pool._note_wait(time.monotonic() - self.started)
+        pool = self.pool
+        waited = time.monotonic() - self.started
+        pool._waits += 1
+        pool._wait_time_total += waited
+        if waited > pool._wait_time_max:
+            pool._wait_time_max = waited
         self.grant = grant
         self.signal.release()
         return True

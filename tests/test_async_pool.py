@@ -122,6 +122,20 @@ async def test_timeout_during_check_names_the_phase(kit: AsyncKit) -> None:
     assert pool.stats().size == 0
 
 
+async def test_a_waiter_without_deadline_does_not_hide_later_deadlines(kit: AsyncKit) -> None:
+    pool = kit.pool(pool_size=1)
+    held = await pool.acquire()
+    forever = asyncio.create_task(pool.acquire(timeout=None))
+    await asyncio.sleep(0.01)
+    with pytest.raises(PoolTimeout):
+        await asyncio.wait_for(pool.acquire(timeout=0.03), 5)
+    assert not forever.done()
+    await pool.release(held)
+    assert await forever is held
+    with pytest.raises(PoolTimeout):  # the order starts afresh once the queue is empty
+        await asyncio.wait_for(pool.acquire(timeout=0.03), 5)
+
+
 async def test_waiters_with_mixed_timeouts_expire_in_deadline_order(kit: AsyncKit) -> None:
     pool = kit.pool(pool_size=1)
     held = await pool.acquire()
@@ -152,7 +166,7 @@ async def test_served_waiters_do_not_pile_up_deadline_entries(kit: AsyncKit) -> 
                 await asyncio.sleep(0)
             assert pool._binding is not None
             deadlines = pool._binding.deadlines
-            largest = max(largest, len(deadlines._queue) + len(deadlines._late))
+            largest = max(largest, len(pool._waiters) + len(deadlines._late))
 
     await asyncio.gather(*(user() for _ in range(20)))
     assert pool.stats().waits > 1000  # most leases waited, each with a deadline
@@ -173,7 +187,7 @@ async def test_cancelled_waiters_behind_a_long_wait_leave_no_pile_of_entries(
         await asyncio.gather(behind, return_exceptions=True)
     assert pool._binding is not None
     deadlines = pool._binding.deadlines
-    assert len(deadlines._queue) + len(deadlines._late) <= 2 * 1 + 64 + 1
+    assert len(pool._waiters) + len(deadlines._late) <= 2 * 1 + 64 + 1
     await pool.release(held)
     assert await head is held
 
