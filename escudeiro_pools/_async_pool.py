@@ -281,10 +281,9 @@ class AsyncPool(PoolCore[T, _Waiter]):
         binding = self._binding
         if binding is None or binding.loop is not _get_running_loop():
             binding = self._bind_loop()
-        if timeout is DEFAULT:
-            timeout = self._acquire_timeout
-        else:
-            timeout = check_timeout("timeout", timeout)
+        timeout = (
+            self._acquire_timeout if timeout is DEFAULT else check_timeout("timeout", timeout)
+        )
         started = binding.time()
         deadline = None if timeout is None else started + timeout
         # ``_checkout``'s answer when the pool is open and full (every contended
