@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from escudeiro_pools.integrations.asyncpg import connection_pool
 
 from bench.peers import OldAsyncPool
 from bench.report import Row, Target
+from escudeiro_pools.integrations.asyncpg import connection_pool
 
 __all__ = ["database"]
 

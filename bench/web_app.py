@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import asyncpg
-from escudeiro_pools.integrations.asyncpg import connection_pool
 from fastapi import Depends, FastAPI
+
+from escudeiro_pools.integrations.asyncpg import connection_pool
 
 __all__ = ["create_app"]
 

@@ -134,6 +134,9 @@ class AsyncPool(PoolCore[T, _Waiter]):
         check_after_idle: skip ``check`` on resources returned more recently.
         alive: a cheap synchronous ``(resource) -> bool`` run at every checkout
             and return; false discards the resource.
+        setup: ``(resource) -> awaitable | None`` run at every checkout, after
+            ``check``; an exception releases the resource and reaches the
+            caller (asyncpg's pool ``setup``).
         reset: ``(resource) -> awaitable | None`` run when a resource comes
             back; an exception discards the resource. Returning ``None``
             (nothing to await) is cheapest.
@@ -172,6 +175,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
         check: Callable[[T], Awaitable[bool] | bool] | None = None,
         check_after_idle: float = 0.5,
         alive: Callable[[T], bool] | None = None,
+        setup: Callable[[T], Awaitable[object] | None] | None = None,
         reset: Callable[[T], Awaitable[object] | None] | None = None,
         max_idle: float | None = None,
         releaser_timeout: float | None = 10.0,
@@ -199,6 +203,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
             check=check,
             check_after_idle=check_after_idle,
             alive=alive,
+            setup=setup,
             reset=reset,
             max_idle=max_idle,
             releaser_timeout=releaser_timeout,
@@ -213,6 +218,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
         self._factory = factory
         self._releaser = releaser
         self._check = check
+        self._setup = setup
         self._reset = reset
         self._acquire_timeout = options.acquire_timeout
         self._releaser_timeout = options.releaser_timeout
@@ -281,9 +287,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
         binding = self._binding
         if binding is None or binding.loop is not _get_running_loop():
             binding = self._bind_loop()
-        timeout = (
-            self._acquire_timeout if timeout is DEFAULT else check_timeout("timeout", timeout)
-        )
+        timeout = self._acquire_timeout if timeout is DEFAULT else check_timeout("timeout", timeout)
         started = binding.time()
         deadline = None if timeout is None else started + timeout
         # ``_checkout``'s answer when the pool is open and full (every contended
@@ -323,7 +327,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
             self._wait_time_total += waited
             if waited > self._wait_time_max:
                 self._wait_time_max = waited
-            if type(grant) is Slot and grant.state == LEASED:
+            if type(grant) is Slot and grant.state == LEASED and not self._has_setup:
                 if self._tracking:
                     self._track(grant)
                 return grant
@@ -348,6 +352,8 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 if slot.state == CHECKING:
                     slot = await self._check_within(slot, deadline, timeout)
             if slot.state == LEASED:
+                if self._has_setup:
+                    await self._setup_within(slot, deadline, timeout)
                 if self._tracking:
                     self._track(slot)
                 return slot
@@ -409,6 +415,24 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 raise self._timeout_error(timeout, "checking") from None
             raise
         return self._checked(slot, ok)
+
+    async def _setup_within(
+        self, slot: Slot[T], deadline: float | None, timeout: float | None
+    ) -> None:
+        """Run ``setup`` on a slot lent to this caller; on any failure it is released."""
+        assert self._setup is not None
+        try:
+            async with asyncio.timeout_at(deadline) as scope:
+                pending = self._setup(slot.resource)
+                if inspect.isawaitable(pending):
+                    await pending
+        except BaseException as exc:
+            stale = self._take_back(slot, broken=True)
+            assert stale is not None
+            self._spawn_release(stale)
+            if isinstance(exc, TimeoutError) and scope.expired():
+                raise self._timeout_error(timeout, "setting up") from None
+            raise
 
     async def _run_check(self, slot: Slot[T]) -> bool:
         assert self._check is not None

@@ -155,6 +155,7 @@ class PoolCore(Generic[T, W]):
         self._max_uses = options.max_uses
         self._max_idle = options.max_idle
         self._has_check = options.check is not None
+        self._has_setup = options.setup is not None
         self._check_after_idle = options.check_after_idle
         self._alive = options.alive
         self._has_reset = options.reset is not None
@@ -172,15 +173,10 @@ class PoolCore(Generic[T, W]):
         self._clock = options.clock
         self._breaker = Breaker(options.name, options.fail_fast_after, options.retry_backoff)
         # A checkout that needs no inspection at all does not read the clock.
-        self._plain = self._recycle is None and self._max_idle is None
-        self._plain = self._plain and not self._has_check and self._alive is None
+        nothing_else = not self._has_check and self._alive is None and not self._has_setup
+        self._plain = self._recycle is None and self._max_idle is None and nothing_else
         # Only the age since creation matters at checkout: one clock read.
-        self._recycle_only = (
-            self._recycle is not None
-            and self._max_idle is None
-            and not self._has_check
-            and self._alive is None
-        )
+        self._recycle_only = self._recycle is not None and self._max_idle is None and nothing_else
         # Return times matter only to options that measure idleness.
         self._stamp_returns = self._max_idle is not None or self._has_check
         self._shrinking = False
@@ -316,7 +312,7 @@ class PoolCore(Generic[T, W]):
     def _claim(self, slot: Slot[T]) -> Slot[T]:
         """Judge an idle slot taken by a caller: lend it, have it checked, or retire it."""
         reason = self._verdict(slot, alive=True)
-        if reason is None:
+        if reason is None or reason == "setup":
             self._lend(slot)
         elif reason == "check":
             slot.state = CHECKING
@@ -562,7 +558,7 @@ class PoolCore(Generic[T, W]):
                 slot.leased_at = self._clock()
         else:
             reason = self._verdict(slot, alive=False)
-            if reason is None:
+            if reason is None or reason == "setup":
                 self._lend(slot)
             elif reason == "check":
                 slot.state = CHECKING
@@ -678,20 +674,20 @@ class PoolCore(Generic[T, W]):
     def _verdict(self, slot: Slot[T], *, alive: bool) -> str | None:
         """Why an idle ``slot`` may not be lent as it is, or None if it may.
 
-        "check" means it may, once the (awaited or blocking) ``check`` passes.
+        "check" means it may, once the (awaited or blocking) ``check`` passes;
+        "setup" means it is lent, and the caller runs ``setup`` on it.
         """
         if alive and self._alive is not None and not self._is_alive(slot):
             return "dead"
-        if self._recycle is None and not self._stamp_returns:
-            return None
-        now = self._clock()
-        if now >= slot.expires_at:
-            return "recycled"
-        if self._max_idle is not None and now - slot.returned_at >= self._max_idle:
-            return "idle_expired"
-        if self._has_check and now - slot.returned_at >= self._check_after_idle:
-            return "check"
-        return None
+        if self._recycle is not None or self._stamp_returns:
+            now = self._clock()
+            if now >= slot.expires_at:
+                return "recycled"
+            if self._max_idle is not None and now - slot.returned_at >= self._max_idle:
+                return "idle_expired"
+            if self._has_check and now - slot.returned_at >= self._check_after_idle:
+                return "check"
+        return "setup" if self._has_setup else None
 
     def _is_alive(self, slot: Slot[T]) -> bool:
         assert self._alive is not None
@@ -910,7 +906,7 @@ class PoolCore(Generic[T, W]):
         if slot.state == LEASED and slot.serial == serial:
             self._leaks += 1
             logger.warning(
-                "pool %r: a resource has been leased for more than %.1f s; acquired at %s",
+                "pool %r: a resource has been leased for more than %g s; acquired at %s",
                 self._name,
                 self._leak_timeout,
                 slot.site or "<unknown>",

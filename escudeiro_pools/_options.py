@@ -46,6 +46,7 @@ class Options:
     check: Callable[[Any], Any] | None
     check_after_idle: float
     alive: Callable[[Any], bool] | None
+    setup: Callable[[Any], Any] | None
     reset: Callable[[Any], Any] | None
     leak_timeout: float | None
     discard_on: tuple[type[BaseException], ...]
@@ -75,6 +76,7 @@ def configure(
     check: object,
     check_after_idle: object,
     alive: object,
+    setup: object,
     reset: object,
     max_idle: object,
     releaser_timeout: object,
@@ -117,6 +119,7 @@ def configure(
         check=check_callable("check", check, allow_none=True),
         check_after_idle=check_seconds("check_after_idle", check_after_idle),
         alive=check_callable("alive", alive, allow_none=True),
+        setup=check_callable("setup", setup, allow_none=True),
         reset=check_callable("reset", reset, allow_none=True),
         leak_timeout=check_timeout("leak_timeout", leak_timeout),
         discard_on=check_exception_types("discard_on", discard_on),

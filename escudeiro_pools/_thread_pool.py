@@ -91,6 +91,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         check: Callable[[T], bool] | None = None,
         check_after_idle: float = 0.5,
         alive: Callable[[T], bool] | None = None,
+        setup: Callable[[T], object] | None = None,
         reset: Callable[[T], object] | None = None,
         max_idle: float | None = None,
         leak_timeout: float | None = None,
@@ -117,6 +118,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             check=check,
             check_after_idle=check_after_idle,
             alive=alive,
+            setup=setup,
             reset=reset,
             max_idle=max_idle,
             releaser_timeout=None,
@@ -132,6 +134,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             ("releaser", releaser),
             ("check", check),
             ("reset", reset),
+            ("setup", setup),
             ("alive", alive),
         ):
             check_not_async(option, value)
@@ -139,6 +142,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         self._factory = factory
         self._releaser = releaser
         self._check = check
+        self._setup = setup
         self._reset = reset
         self._acquire_timeout = options.acquire_timeout
         self._lock = threading.Lock()
@@ -225,7 +229,12 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         if type(grant) is ThreadWaiter:
             deadline = None if timeout is None else grant.started + timeout
             grant = self._wait(grant, deadline, timeout)
-            if type(grant) is Slot and grant.state == LEASED and not self._tracking:
+            if (
+                type(grant) is Slot
+                and grant.state == LEASED
+                and not self._tracking
+                and not self._has_setup
+            ):
                 return grant
         else:
             deadline = None if timeout is None else time.monotonic() + timeout
@@ -290,6 +299,8 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             grant = CREATE
 
     def _deliver(self, slot: Slot[T], claim: _Claim | None) -> Slot[T]:
+        if self._has_setup:
+            self._setup_blocking(slot)
         stale = None
         with self._lock:
             if claim is None:
@@ -302,6 +313,24 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         if stale is not None:
             self._release_all([stale])
         return slot
+
+    def _setup_blocking(self, slot: Slot[T]) -> None:
+        """Run ``setup`` on a slot lent to this caller; on any failure it is released."""
+        assert self._setup is not None
+        try:
+            pending = self._setup(slot.resource)
+            if inspect.isawaitable(pending):
+                _close_awaitable(pending)
+                raise TypeError(
+                    f"pool {self._name!r}: setup returned an awaitable; ThreadPool needs a "
+                    "plain setup"
+                )
+        except BaseException:
+            with self._lock:
+                stale = self._take_back(slot, broken=True)
+            assert stale is not None
+            self._release_all([stale])
+            raise
 
     def _create_lent(self, deadline: float | None, timeout: float | None) -> Slot[T]:
         """Run the factory under a reservation; lend the new slot if still in time."""
@@ -413,7 +442,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                 self._enqueue(waiter)
         if grant is WAIT:
             grant = await self._wait_async(waiter, deadline, timeout)
-        if not (isinstance(grant, Slot) and grant.state == LEASED):
+        if not (isinstance(grant, Slot) and grant.state == LEASED) or self._has_setup:
             claim = _Claim()
             work = loop.run_in_executor(None, self._realize, grant, deadline, timeout, claim)
             try:

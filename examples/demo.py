@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 
 from escudeiro_pools.integrations.httpx import client_pool
-
 from examples.embedded_pg import database_url
 from examples.fastapi_asyncpg import create_app
 from examples.serving import serve

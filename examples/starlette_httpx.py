@@ -6,12 +6,13 @@ calls to the backend and queues the rest.
 
 from __future__ import annotations
 
-from escudeiro_pools.integrations.httpx import client_pool
-from escudeiro_pools.integrations.starlette import lifespan
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from escudeiro_pools.integrations.httpx import client_pool
+from escudeiro_pools.integrations.starlette import lifespan
 
 
 def create_gateway(backend_url: str, *, pool_size: int = 4) -> Starlette:

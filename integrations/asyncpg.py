@@ -15,35 +15,59 @@ such settings to a transaction with ``SET LOCAL``).
 
 Behind PgBouncer in transaction mode, pass ``statement_cache_size=0`` (it is
 handed to ``asyncpg.connect``) and keep ``full_reset=False``.
+
+Two questions, two answers:
+
+- ``CONNECTION_LOST``: raised inside a lease, these mean *this connection* is
+  broken; it is discarded, not returned.
+- ``DATABASE_UNAVAILABLE``: these mean *the database* cannot be reached now
+  (refused, unknown host, connect timeout, shutting down, too many
+  connections, or the pool failing fast): answer 503 and retry later.
 """
 
 from __future__ import annotations
 
 import asyncio
+import difflib
+import inspect
+import itertools
+import re
+import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Final
 
+from escudeiro_pools import AsyncPool, PoolUnavailable
 from escudeiro_pools.integrations._require import require
-
-from escudeiro_pools import AsyncPool
-from escudeiro_pools._options import check_seconds
 
 require("asyncpg", "asyncpg")
 
 import asyncpg  # noqa: E402
 
-__all__ = ["CONNECTION_LOST", "connection_pool", "redact_dsn"]
+__all__ = [
+    "CONNECTION_LOST",
+    "DATABASE_UNAVAILABLE",
+    "ConnectFailed",
+    "ConnectTimeout",
+    "connection_pool",
+    "redact_dsn",
+]
+
+
+class ConnectFailed(ConnectionError):
+    """Connecting to the database failed; ``__cause__`` is the driver's error."""
+
+
+class ConnectTimeout(ConnectFailed, TimeoutError):
+    """Connecting to the database took longer than asyncpg's ``timeout``."""
 
 
 #: Raised inside a lease, these mean the connection is gone or unusable (the
-#: server shut down, the socket broke): it is discarded, not returned. After a
-#: FATAL error the connection may look open for a moment while it cannot run
-#: another query.
-CONNECTION_LOST: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.InterfaceError,
+#: server shut down, the socket broke, the driver lost track): it is
+#: discarded, not returned. A query cancelled by ``command_timeout``, a SQL
+#: error or an unrelated ``OSError`` leave a usable connection.
+CONNECTION_LOST: Final[tuple[type[Exception], ...]] = (
+    ConnectionError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
@@ -51,25 +75,102 @@ CONNECTION_LOST: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InternalClientError,
 )
 
+#: These mean the database cannot be reached now: a connect failure (refused,
+#: unknown host, connect timeout, ``ConnectFailed``), the server shutting down
+#: or out of connections, a connection lost mid-query, or the pool refusing
+#: to create while the database is away (``PoolUnavailable``). Answer 503.
+DATABASE_UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
+    ConnectionError,
+    socket.gaierror,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    PoolUnavailable,
+)
+
+_URI = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<netloc>[^/?#]*)(?P<rest>.*)$", re.S)
+_QUERY_SECRET = re.compile(r"(?<=[?&])((?:ssl)?password=)[^&#]*", re.IGNORECASE)
+_KEYWORD_SECRET = re.compile(
+    r"""(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\S+)""", re.IGNORECASE
+)
+
 
 def redact_dsn(dsn: str) -> str:
-    """``dsn`` with any password replaced by ``***``."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username or ''}:***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``dsn`` with every password replaced by ``***``, otherwise unchanged.
+
+    Reads the DSN as asyncpg does: the password in ``user:password@`` (the
+    last ``@`` before the path), ``password=`` or ``sslpassword=`` in the
+    query, multi-host and IPv6 hosts, and the ``key=value`` form.
+    """
+    match = _URI.match(dsn)
+    if match is None:
+        return _KEYWORD_SECRET.sub(r"\1***", dsn)
+    netloc = match["netloc"]
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
+    return match["scheme"] + netloc + _QUERY_SECRET.sub(r"\1***", match["rest"])
+
+
+_made: dict[str, itertools.count[int]] = {}
 
 
 def _default_name(dsn: str | None, connect_kwargs: dict[str, Any]) -> str:
-    if dsn is None:
-        database = connect_kwargs.get("database") or "postgres"
-        return f"asyncpg:{database}"
-    parts = urlsplit(dsn)
-    return f"asyncpg:{parts.path.lstrip('/') or 'postgres'}"
+    """``asyncpg:<database>``, then ``asyncpg:<database>-2``... for later pools."""
+    database = connect_kwargs.get("database")
+    if database is None and dsn is not None:
+        match = _URI.match(dsn)
+        rest = match["rest"] if match else ""
+        database = rest.split("?", 1)[0].split("#", 1)[0].lstrip("/") or None
+    base = f"asyncpg:{database or 'postgres'}"
+    number = next(_made.setdefault(base, itertools.count(1)))
+    return base if number == 1 else f"{base}-{number}"
+
+
+#: ``connection_pool``'s own options, to tell a typo from a driver option.
+_POOL_OPTIONS = (
+    "pool_size",
+    "pool_recycle",
+    "name",
+    "min_size",
+    "recycle_jitter",
+    "max_uses",
+    "acquire_timeout",
+    "full_reset",
+    "check_after_idle",
+    "max_idle",
+    "close_timeout",
+    "leak_timeout",
+    "discard_on",
+    "max_waiting",
+    "fail_fast_after",
+    "retry_backoff",
+    "init",
+    "setup",
+    "queue_class",
+    "clock",
+)
+
+
+def _connect_options() -> tuple[str, ...]:
+    parameters = inspect.signature(asyncpg.connect).parameters.values()
+    return tuple(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def _check_connect_kwargs(connect_kwargs: dict[str, Any]) -> None:
+    allowed = _connect_options()
+    for key in connect_kwargs:
+        if key in allowed and key != "loop":
+            continue
+        close = difflib.get_close_matches(key, (*_POOL_OPTIONS, *allowed), n=1)
+        hint = f"did you mean {close[0]}=? " if close else ""
+        raise TypeError(
+            f"connection_pool() got an unexpected keyword argument {key!r}; {hint}"
+            f"pass a pool option ({', '.join(_POOL_OPTIONS)}) or an option of "
+            f"asyncpg.connect ({', '.join(a for a in allowed if a != 'loop')})"
+        )
 
 
 def connection_pool(
@@ -78,6 +179,9 @@ def connection_pool(
     pool_size: int = 10,
     pool_recycle: float = 3600,
     name: str | None = None,
+    min_size: int = 0,
+    recycle_jitter: float = 0.05,
+    max_uses: int | None = None,
     acquire_timeout: float | None = 30.0,
     full_reset: bool = False,
     check_after_idle: float = 5.0,
@@ -85,26 +189,74 @@ def connection_pool(
     close_timeout: float = 5.0,
     leak_timeout: float | None = None,
     discard_on: tuple[type[BaseException], ...] = CONNECTION_LOST,
+    max_waiting: int | None = None,
+    fail_fast_after: int | None = 3,
+    retry_backoff: tuple[float, float] = (0.1, 10.0),
+    init: Callable[[asyncpg.Connection], Awaitable[object]] | None = None,
+    setup: Callable[[asyncpg.Connection], Awaitable[object]] | None = None,
     queue_class: type[asyncio.Queue[Any]] = asyncio.LifoQueue,
     clock: Callable[[], float] = time.monotonic,
     **connect_kwargs: Any,
 ) -> AsyncPool[asyncpg.Connection]:
     """An ``AsyncPool`` of ``asyncpg.connect(dsn, **connect_kwargs)`` connections.
 
-    Checkout runs the free ``is_closed()`` test every time and a ``SELECT 1``
-    round-trip only on a connection idle at least ``check_after_idle``
-    seconds, so a restarted server never hands a stale connection to a
-    request. Closing waits ``close_timeout`` seconds, then terminates. The
-    connections' ``application_name`` is the pool's name unless
-    ``server_settings`` gives one.
+    The pool options mean what ``AsyncPool``'s do; here ``fail_fast_after``
+    is 3 (after three failed connects in a row, callers that would connect
+    get ``PoolUnavailable`` at once while one background probe retries).
+    Every other keyword goes to ``asyncpg.connect`` (``server_settings``,
+    ``statement_cache_size``, ``command_timeout``, ``ssl``, ``timeout``...);
+    an unknown one is refused here, with the nearest valid name.
+
+    - ``init(connection)`` runs once on each new connection (codecs, type
+      adapters); if it raises, the connection is closed and the error
+      reaches the caller.
+    - ``setup(connection)`` runs at each checkout; if it raises, the
+      connection is closed and the error reaches the caller.
+    - Checkout runs the free ``is_closed()`` test every time and a
+      ``SELECT 1`` round-trip only on a connection idle at least
+      ``check_after_idle`` seconds, so a restarted server never hands a
+      stale connection to a request.
+    - A connect failure that is an ``OSError`` is raised as ``ConnectFailed``
+      (``ConnectTimeout`` for a timeout), with the driver's error as its cause;
+      refused connections and DNS errors keep their own types.
+    - Closing waits ``close_timeout`` seconds, then terminates. The
+      connections' ``application_name`` is the pool's name unless
+      ``server_settings`` gives one.
+
+    Raises:
+        TypeError, ValueError: a bad option, at once.
     """
-    close_timeout = check_seconds("close_timeout", close_timeout)
+    _check_connect_kwargs(connect_kwargs)
+    if isinstance(close_timeout, bool) or not isinstance(close_timeout, int | float):
+        raise TypeError(f"close_timeout must be a number of seconds, got {close_timeout!r}")
+    if not close_timeout >= 0:
+        raise ValueError(f"close_timeout must not be negative, got {close_timeout}")
+    for option, hook in (("init", init), ("setup", setup)):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"{option} must be callable, got {hook!r}")
     pool_name = name or _default_name(dsn, connect_kwargs)
     server_settings = dict(connect_kwargs.pop("server_settings", None) or {})
     server_settings.setdefault("application_name", pool_name[:63])
+    where = redact_dsn(dsn) if dsn else "the database"
 
     async def connect() -> asyncpg.Connection:
-        return await asyncpg.connect(dsn, server_settings=server_settings, **connect_kwargs)
+        try:
+            connection = await asyncpg.connect(
+                dsn, server_settings=server_settings, **connect_kwargs
+            )
+        except (ConnectionError, socket.gaierror):
+            raise
+        except TimeoutError as exc:
+            raise ConnectTimeout(f"connecting to {where} timed out") from exc
+        except OSError as exc:
+            raise ConnectFailed(f"couldn't connect to {where}: {exc}") from exc
+        if init is not None:
+            try:
+                await init(connection)
+            except BaseException:
+                connection.terminate()
+                raise
+        return connection
 
     async def close(connection: asyncpg.Connection) -> None:
         try:
@@ -117,7 +269,11 @@ def connection_pool(
         return bool(await connection.fetchval("SELECT 1") == 1)
 
     def rollback(connection: asyncpg.Connection) -> Awaitable[object] | None:
-        # Nothing to await unless a transaction was left open.
+        # A transaction left open (by SQL, or by asyncpg's Transaction API, which
+        # also keeps its own record of it) is rolled back and forgotten on both
+        # sides, so the next lease can start one; nothing is sent otherwise.
+        if getattr(connection, "_top_xact", None) is not None:
+            connection._top_xact = None
         if connection.is_in_transaction():
             pending: Awaitable[object] = connection.execute("ROLLBACK")
             return pending
@@ -133,14 +289,21 @@ def connection_pool(
         pool_size,
         pool_recycle,
         name=pool_name,
+        min_size=min_size,
+        recycle_jitter=recycle_jitter,
+        max_uses=max_uses,
         acquire_timeout=acquire_timeout,
         check=ping,
         check_after_idle=check_after_idle,
         alive=lambda connection: not connection.is_closed(),
+        setup=setup,
         reset=reset if full_reset else rollback,
         max_idle=max_idle,
         releaser_timeout=close_timeout + 1.0,
         leak_timeout=leak_timeout,
         discard_on=discard_on,
+        max_waiting=max_waiting,
+        fail_fast_after=fail_fast_after,
+        retry_backoff=retry_backoff,
         clock=clock,
     )

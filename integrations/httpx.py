@@ -12,9 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from escudeiro_pools.integrations._require import require
-
 from escudeiro_pools import AsyncPool, ThreadPool
+from escudeiro_pools.integrations._require import require
 
 require("httpx", "httpx")
 

@@ -14,68 +14,49 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeAlias
 
+from escudeiro_pools.integrations._pools import (
+    AnyPool,
+    check_pools,
+    check_prefill,
+    start,
+    stop_all,
+)
 from escudeiro_pools.integrations._require import require
-
-from escudeiro_pools import AsyncPool, ThreadPool
 
 require("starlette", "starlette")
 
-__all__ = ["AnyPool", "check_pools", "lifespan"]
+__all__ = ["AnyPool", "lifespan"]
 
-AnyPool: TypeAlias = AsyncPool[Any] | ThreadPool[Any]
 AppLifespan: TypeAlias = Callable[[Any], AbstractAsyncContextManager[Mapping[str, Any] | None]]
 
 
-def check_pools(caller: str, pools: Mapping[str, object]) -> None:
-    """Refuse an empty set of pools, or a value that is not a pool, naming the keyword."""
-    if not pools:
-        raise TypeError(f"{caller}() needs at least one pool, e.g. {caller}(db=pool)")
-    for key, pool in pools.items():
-        if not isinstance(pool, AsyncPool | ThreadPool):
-            raise TypeError(f"{caller}(): {key}= must be an AsyncPool or ThreadPool, got {pool!r}")
-
-
-async def _start(pool: AnyPool) -> None:
-    if isinstance(pool, AsyncPool):
-        await pool.open()
-        await pool.prefill()
-    else:
-        await asyncio.to_thread(pool.open)
-        await asyncio.to_thread(pool.prefill)
-
-
-async def _stop(pool: AnyPool) -> None:
-    if isinstance(pool, AsyncPool):
-        await pool.close()
-    else:
-        await asyncio.to_thread(pool.close)
-
-
-async def _stop_all(pools: list[AnyPool]) -> list[BaseException]:
-    results = await asyncio.gather(*(_stop(p) for p in pools), return_exceptions=True)
-    return [r for r in results if isinstance(r, BaseException)]
-
-
 def lifespan(
-    app_lifespan: AppLifespan | None = None, /, **pools: AnyPool
+    app_lifespan: AppLifespan | None = None, /, *, prefill: bool | int = True, **pools: AnyPool
 ) -> Callable[[Any], AbstractAsyncContextManager[dict[str, Any]]]:
     """A lifespan for several pools at once, optionally around the app's own.
 
-    Startup opens and prefills every pool concurrently; if one fails, the
-    others are closed (nothing leaks) and startup fails with that error (an
-    ``ExceptionGroup`` if several failed). Then ``app_lifespan`` runs inside.
-    Shutdown closes every pool, even if one fails, then raises the errors
-    together. Each pool is in the lifespan state: ``request.state.<name>``.
+    Startup opens every pool and prefills it concurrently: to ``pool_size``
+    (``prefill=True``), not at all (``False``: the app starts even while a
+    database is away, and pools fill on demand), or ``prefill`` resources
+    each. If one fails, the others are closed (nothing leaks) and startup
+    fails with that error, whose message names the pool and the first cause
+    (an ``ExceptionGroup`` if several failed). Then ``app_lifespan`` runs
+    inside. Shutdown closes every pool, in the loop that made its
+    resources, even if one fails, then raises the errors together. Each pool
+    is in the lifespan state: ``request.state.<name>``.
     """
     check_pools("lifespan", pools)
+    fill = check_prefill(prefill)
 
     @asynccontextmanager
     async def run(app: Any) -> AsyncIterator[dict[str, Any]]:
         members = list(pools.values())
-        results = await asyncio.gather(*(_start(p) for p in members), return_exceptions=True)
+        results = await asyncio.gather(
+            *(start(key, pool, fill) for key, pool in pools.items()), return_exceptions=True
+        )
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
-            await _stop_all(members)
+            await stop_all(members)
             if len(failures) == 1:
                 raise failures[0]
             raise BaseExceptionGroup("pools failed to start", failures)
@@ -88,7 +69,7 @@ def lifespan(
                     state.update(app_state or {})
                     yield state
         finally:
-            errors = await _stop_all(members)
+            errors = await stop_all(members)
             if errors:
                 raise BaseExceptionGroup("pools failed to close", errors)
 

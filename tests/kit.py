@@ -147,7 +147,7 @@ class AsyncKit(Kit):
                 await asyncio.sleep(ledger.releaser_delay)
             ledger.release(resource)
 
-        for key in ("check", "reset"):
+        for key in ("check", "reset", "setup"):
             if key in options and not inspect.iscoroutinefunction(options[key]):
                 options[key] = _as_async(options[key])
         return AsyncPool(

@@ -9,7 +9,16 @@ import threading
 import pytest
 
 from escudeiro_pools import PoolClosed, PoolError, PoolTimeout
-from tests.kit import FakeClock, Gate, Kit, Ledger, as_factory, assert_gauges_add_up, enter
+from tests.kit import (
+    FakeClock,
+    Gate,
+    Kit,
+    Ledger,
+    Resource,
+    as_factory,
+    assert_gauges_add_up,
+    enter,
+)
 
 
 async def test_acquire_hands_out_the_resource_itself(kit: Kit, ledger: Ledger) -> None:
@@ -638,3 +647,31 @@ async def test_a_lease_is_entered_once_even_after_a_failed_enter(kit: Kit) -> No
     assert await enter(kit, good) is held
     with pytest.raises(PoolError, match="entered once"):
         await enter(kit, good)
+
+
+async def test_setup_runs_at_every_checkout_and_its_error_reaches_the_caller(
+    kit: Kit, ledger: Ledger
+) -> None:
+    seen: list[Resource] = []
+
+    def setup(resource: Resource) -> None:
+        seen.append(resource)
+        if resource.broken:
+            raise LookupError("setup failed")
+
+    pool = kit.pool(pool_size=1, setup=setup)
+    first = await kit.acquire(pool)  # a new resource
+    await kit.release(pool, first)
+    assert await kit.acquire(pool) is first  # an idle one
+    assert seen == [first, first]
+    first.broken = True
+    await kit.release(pool, first)
+    with pytest.raises(LookupError, match="setup failed"):
+        await kit.acquire(pool)
+    await kit.settle(pool)
+    assert first.released == 1
+    stats = kit.stats(pool)
+    assert (stats.size, stats.in_use, stats.discarded) == (0, 0, 1)
+    second = await kit.acquire(pool, timeout=1)  # its capacity was freed
+    assert second is not first
+    await kit.release(pool, second)

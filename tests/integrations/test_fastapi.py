@@ -11,8 +11,6 @@ from typing import Annotated, Any
 import asyncpg
 import httpx
 import pytest
-from escudeiro_pools.integrations.asyncpg import connection_pool
-from escudeiro_pools.integrations.fastapi import add_pool_timeout_handler, lifespan, stats_router
 from fastapi import Depends, FastAPI
 from fastapi.responses import StreamingResponse
 from starlette.applications import Starlette
@@ -21,6 +19,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from escudeiro_pools import AsyncPool
+from escudeiro_pools.integrations.asyncpg import connection_pool
+from escudeiro_pools.integrations.fastapi import add_pool_timeout_handler, lifespan, stats_router
 from examples.serving import serve
 from tests.kit import Ledger, Resource, ThreadKit
 

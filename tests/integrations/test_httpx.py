@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from escudeiro_pools.integrations.httpx import client_pool, sync_client_pool
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from escudeiro_pools.integrations.httpx import client_pool, sync_client_pool
 from examples.serving import serve
 
 

