@@ -667,11 +667,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 ) from None
         except Exception:
             if not prefill:
-                logger.warning(
-                    "pool %r: the maintainer failed to create a resource",
-                    self._name,
-                    exc_info=True,
-                )
+                self._log_maintenance_failure()
             raise
         finally:
             if prefill:

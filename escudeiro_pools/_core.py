@@ -765,6 +765,13 @@ class PoolCore(Generic[T, W]):
                     creations += 1
         return creations, retired, None if wake == math.inf else wake
 
+    def _log_maintenance_failure(self) -> None:
+        # While the breaker is open its failed probes are expected: it warned once.
+        level = logging.DEBUG if self._breaker.is_open else logging.WARNING
+        logger.log(
+            level, "pool %r: the maintainer failed to create a resource", self._name, exc_info=True
+        )
+
     def _needs_maintainer(self) -> bool:
         return not self._closed and (
             self._min_size > 0 or self._max_idle is not None or self._breaker.is_open

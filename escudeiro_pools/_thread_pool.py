@@ -858,11 +858,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                 try:
                     self._create_placed(False)
                 except Exception:
-                    logger.warning(
-                        "pool %r: the maintainer failed to create a resource",
-                        self._name,
-                        exc_info=True,
-                    )
+                    self._log_maintenance_failure()
 
     def _watch_leaks(self) -> float | None:
         """Report leases held too long (once each); when to look again."""

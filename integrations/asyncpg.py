@@ -77,8 +77,10 @@ CONNECTION_LOST: Final[tuple[type[Exception], ...]] = (
 
 #: These mean the database cannot be reached now: a connect failure (refused,
 #: unknown host, connect timeout, ``ConnectFailed``), the server shutting down
-#: or out of connections, a connection lost mid-query, or the pool refusing
-#: to create while the database is away (``PoolUnavailable``). Answer 503.
+#: or out of connections, a connection lost mid-query (after a server shutdown
+#: a connection can look open while its protocol is broken: the driver then
+#: raises ``InternalClientError``), or the pool refusing to create while the
+#: database is away (``PoolUnavailable``). Answer 503: a retry can succeed.
 DATABASE_UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
     ConnectionError,
     socket.gaierror,
@@ -87,6 +89,7 @@ DATABASE_UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InternalClientError,
     PoolUnavailable,
 )
 

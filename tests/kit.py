@@ -55,6 +55,7 @@ class Ledger:
 
     made: list[Resource] = field(default_factory=list)
     factory_failures: int = 0
+    failed_calls: int = 0
     releaser_failures: int = 0
     factory_delay: float = 0.0
     releaser_delay: float = 0.0
@@ -63,6 +64,7 @@ class Ledger:
     def make(self) -> Resource:
         if self.factory_failures:
             self.factory_failures -= 1
+            self.failed_calls += 1
             raise ConnectionError("factory failed")
         resource = Resource()
         self.made.append(resource)
