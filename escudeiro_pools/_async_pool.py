@@ -329,11 +329,11 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 self._wait_time_max = waited
             if type(grant) is Slot and grant.state == LEASED and not self._has_setup:
                 if self._tracking:
-                    self._track(grant)
+                    self._track(grant, waited)
                 return grant
             if type(grant) is _Token and grant is not CREATE:
                 raise self._refusal(grant, timeout)
-        return await self._realize(grant, deadline, timeout)
+        return await self._realize(grant, started, deadline, timeout)
 
     def _refusal(self, grant: _Token, timeout: float | None) -> PoolError:
         if grant is EXPIRED:
@@ -342,7 +342,9 @@ class AsyncPool(PoolCore[T, _Waiter]):
             return PoolClosed(f"pool {self._name!r} was closed while waiting for a resource")
         return self._unavailable_error(counted=True)
 
-    async def _realize(self, grant: Any, deadline: float | None, timeout: float | None) -> Slot[T]:
+    async def _realize(
+        self, grant: Any, started: float, deadline: float | None, timeout: float | None
+    ) -> Slot[T]:
         """Turn a grant into a leased slot: create, check, or replace a stale one."""
         while True:
             if grant is CREATE:
@@ -355,7 +357,8 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 if self._has_setup:
                     await self._setup_within(slot, deadline, timeout)
                 if self._tracking:
-                    self._track(slot)
+                    assert self._binding is not None
+                    self._track(slot, self._binding.time() - started)
                 return slot
             # A stale slot: this caller releases it, then creates in its place.
             await self._replace_within(slot, deadline, timeout)
@@ -386,6 +389,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
 
     async def _create(self) -> Slot[T]:
         """Run the factory under a reservation made by the caller; the slot is not placed."""
+        began = self._clock() if self._observers else 0.0
         try:
             made = self._factory()
             if not inspect.isawaitable(made):
@@ -398,6 +402,8 @@ class AsyncPool(PoolCore[T, _Waiter]):
             self._unreserve(exc)
             raise
         slot = self._register(resource)
+        if self._observers:
+            self._note_created(self._clock() - began)
         if self._binding is not None and self._binding.ready:
             self._notify_ready(self._binding)
         return slot
@@ -879,14 +885,18 @@ class AsyncPool(PoolCore[T, _Waiter]):
 
     # -- lease tracking and loops ------------------------------------------------
 
-    def _track(self, slot: Slot[T]) -> None:
+    def _watch(self, slot: Slot[T]) -> None:
         assert self._loop is not None
         assert self._leak_timeout is not None
-        slot.leased_at = self._clock()
         slot.site = call_site()
         slot.leak_timer = self._loop.call_later(
             self._leak_timeout, self._report_leak, slot, slot.serial
         )
+
+    def _unwatch(self, slot: Slot[T]) -> None:
+        if slot.leak_timer is not None:
+            slot.leak_timer.cancel()
+            slot.leak_timer = None
 
     def _bind_loop(self) -> _Binding:
         loop = _get_running_loop()

@@ -38,6 +38,7 @@ __all__ = [
     "UNAVAILABLE",
     "WAIT",
     "PoolCore",
+    "PoolObserver",
     "Slot",
     "Waiter",
     "logger",
@@ -121,6 +122,23 @@ class Slot(Generic[T]):
 Grant = Slot[Any] | _Token
 
 
+class PoolObserver(Protocol):
+    """Receives a pool's timings while attached with ``pool.add_observer``.
+
+    Called on the pool's hot paths (in a thread pool, under its lock): each
+    call must be quick and must not call the pool.
+    """
+
+    def created(self, seconds: float) -> None:
+        """The factory made a resource in ``seconds``."""
+
+    def waited(self, seconds: float) -> None:
+        """An acquire got its resource ``seconds`` after it asked (0.0: at once)."""
+
+    def used(self, seconds: float) -> None:
+        """A resource came back after being leased for ``seconds``."""
+
+
 class Waiter(Protocol):
     """A caller queued for a grant: an ``asyncio.Future`` or a thread's handle."""
 
@@ -160,13 +178,15 @@ class PoolCore(Generic[T, W]):
         self._alive = options.alive
         self._has_reset = options.reset is not None
         self._leak_timeout = options.leak_timeout
+        self._observers: tuple[PoolObserver, ...] = ()
+        # Tracking: every lend and return is recorded (leak watch, observers).
         self._tracking = options.leak_timeout is not None
         # Whether a maintainer may ever be needed: the slow paths then check for one.
         self._maintained = (
             options.min_size > 0
             or options.max_idle is not None
             or options.fail_fast_after is not None
-            or self._tracking
+            or options.leak_timeout is not None
         )
         self._discard_on = options.discard_on
         self._max_waiting = options.max_waiting
@@ -222,17 +242,67 @@ class PoolCore(Generic[T, W]):
             and not self._shrinking
         )
 
-    # -- flavour hooks ---------------------------------------------------------
+    def add_observer(self, observer: PoolObserver) -> None:
+        """Send this pool's timings to ``observer`` from now on (see ``PoolObserver``).
 
-    def _track(self, slot: Slot[T]) -> None:
-        """Lease tracking is on: record when and where ``slot`` was lent, watch for a leak."""
+        While any observer is attached, every lend and return reads the clock.
+        """
+        if not all(callable(getattr(observer, m, None)) for m in ("created", "waited", "used")):
+            raise TypeError(
+                f"an observer needs created(), waited() and used() methods, got {observer!r}"
+            )
+        if observer not in self._observers:
+            self._set_observers((*self._observers, observer))
+
+    def remove_observer(self, observer: PoolObserver) -> None:
+        """Stop sending timings to ``observer``; a no-op if it was not attached."""
+        self._set_observers(tuple(o for o in self._observers if o is not observer))
+
+    def _set_observers(self, observers: tuple[PoolObserver, ...]) -> None:
+        was_tracking = self._tracking
+        self._observers = observers
+        self._tracking = self._leak_timeout is not None or bool(observers)
+        if self._tracking and not was_tracking:
+            # Leases already out were never stamped: their use counts from now.
+            now = self._clock()
+            for slot in self._slots.values():
+                if slot.state == LEASED:
+                    slot.leased_at = now
+        self._refresh_return_path()
+
+    # -- tracking: leak watch and observers --------------------------------------
+
+    def _track(self, slot: Slot[T], waited: float = 0.0) -> None:
+        """Tracking is on: ``slot`` was just lent to a caller that waited ``waited``
+        seconds for it; record when (and where, for the leak watch)."""
         slot.leased_at = self._clock()
+        for observer in self._observers:
+            observer.waited(waited)
+        if self._leak_timeout is not None:
+            self._watch(slot)
 
     def _untrack(self, slot: Slot[T]) -> None:
-        if slot.leak_timer is not None:
-            slot.leak_timer.cancel()
-            slot.leak_timer = None
+        """Tracking is on: the lease of ``slot`` ended."""
+        if self._observers:
+            used = max(0.0, self._clock() - slot.leased_at)
+            for observer in self._observers:
+                observer.used(used)
+        if self._leak_timeout is not None:
+            self._unwatch(slot)
         slot.site = None
+
+    def _note_created(self, seconds: float) -> None:
+        for observer in self._observers:
+            observer.created(seconds)
+
+    # -- flavour hooks ---------------------------------------------------------
+
+    def _watch(self, slot: Slot[T]) -> None:
+        """Record where ``slot`` was lent, and warn once if it is held too long."""
+        raise NotImplementedError
+
+    def _unwatch(self, slot: Slot[T]) -> None:
+        """Stop watching the lease of ``slot`` for a leak."""
 
     def _drained(self) -> None:
         """A closed pool has no live resource left."""

@@ -24,6 +24,7 @@ from escudeiro_pools._core import (
     UNAVAILABLE,
     WAIT,
     PoolCore,
+    PoolObserver,
     Slot,
     _Default,
     logger,
@@ -227,7 +228,8 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         if isinstance(timeout, _Default):
             timeout = self._acquire_timeout
         if type(grant) is ThreadWaiter:
-            deadline = None if timeout is None else grant.started + timeout
+            started = grant.started
+            deadline = None if timeout is None else started + timeout
             grant = self._wait(grant, deadline, timeout)
             if (
                 type(grant) is Slot
@@ -237,8 +239,9 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             ):
                 return grant
         else:
-            deadline = None if timeout is None else time.monotonic() + timeout
-        return self._realize(grant, deadline, timeout, None)
+            started = time.monotonic()
+            deadline = None if timeout is None else started + timeout
+        return self._realize(grant, started, deadline, timeout, None)
 
     def _wait(self, waiter: ThreadWaiter, deadline: float | None, timeout: float | None) -> Any:
         interrupted: BaseException | None = None
@@ -279,7 +282,12 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         return grant
 
     def _realize(
-        self, grant: Any, deadline: float | None, timeout: float | None, claim: _Claim | None
+        self,
+        grant: Any,
+        started: float,
+        deadline: float | None,
+        timeout: float | None,
+        claim: _Claim | None,
     ) -> Slot[T]:
         """Turn a grant into a leased slot: create, check, or replace a stale one.
 
@@ -293,19 +301,19 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                 if slot.state == CHECKING:
                     slot = self._check_blocking(slot)
             if slot.state == LEASED:
-                return self._deliver(slot, claim)
+                return self._deliver(slot, started, claim)
             # A stale slot: this caller releases it, then creates in its place.
             self._replace_blocking(slot, deadline, timeout, claim)
             grant = CREATE
 
-    def _deliver(self, slot: Slot[T], claim: _Claim | None) -> Slot[T]:
+    def _deliver(self, slot: Slot[T], started: float, claim: _Claim | None) -> Slot[T]:
         if self._has_setup:
             self._setup_blocking(slot)
         stale = None
         with self._lock:
             if claim is None:
                 if self._tracking:
-                    self._track(slot)
+                    self._track(slot, time.monotonic() - started)
             elif claim.wanted:
                 claim.slot = slot
             else:  # the asyncio caller left while this thread worked for it
@@ -347,6 +355,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
 
     def _create(self) -> Slot[T]:
         """Run the factory under a reservation made by the caller; the slot is not placed."""
+        began = self._clock() if self._observers else 0.0
         try:
             resource = self._factory()
             if inspect.isawaitable(resource):
@@ -361,6 +370,8 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             raise
         with self._lock:
             slot = self._register(resource)
+            if self._observers:
+                self._note_created(self._clock() - began)
             self._changed.notify_all()
             return slot
 
@@ -412,6 +423,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
 
     async def _obtain_async(self) -> Slot[T]:
         """``_obtain`` for an asyncio caller: wait on its loop, block only in a thread."""
+        started = time.monotonic()
         timeout, deadline = self._deadline(DEFAULT)
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -444,7 +456,9 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             grant = await self._wait_async(waiter, deadline, timeout)
         if not (isinstance(grant, Slot) and grant.state == LEASED) or self._has_setup:
             claim = _Claim()
-            work = loop.run_in_executor(None, self._realize, grant, deadline, timeout, claim)
+            work = loop.run_in_executor(
+                None, self._realize, grant, started, deadline, timeout, claim
+            )
             try:
                 grant = await work
             except asyncio.CancelledError:
@@ -456,7 +470,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                 raise
         if self._tracking:
             with self._lock:
-                self._track(grant)
+                self._track(grant, time.monotonic() - started)
         return grant
 
     async def _wait_async(
@@ -789,6 +803,16 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             self._nudge()
         self._raise_release_errors(slots, self._release_all(slots))
 
+    def add_observer(self, observer: PoolObserver) -> None:
+        """See ``AsyncPool.add_observer``."""
+        with self._lock:
+            super().add_observer(observer)
+
+    def remove_observer(self, observer: PoolObserver) -> None:
+        """See ``AsyncPool.remove_observer``."""
+        with self._lock:
+            super().remove_observer(observer)
+
     def stats(self) -> PoolStats:
         """A frozen snapshot of the pool's gauges and cumulative counters."""
         with self._lock:
@@ -820,7 +844,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
     # -- the maintainer and the leak watch (one daemon thread) ---------------------
 
     def _needs_maintainer(self) -> bool:
-        return super()._needs_maintainer() or (self._tracking and not self._closed)
+        return super()._needs_maintainer() or (self._leak_timeout is not None and not self._closed)
 
     def _start_maintainer(self) -> None:
         """Under the lock: start the maintainer thread if the pool needs one."""
@@ -847,7 +871,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                     self._maintainer = None
                     return
                 creations, retired, wake_at = self._maintain()
-                leak_at = self._watch_leaks() if self._tracking else None
+                leak_at = self._watch_leaks() if self._leak_timeout is not None else None
                 if not creations and not retired:
                     wakes = [w for w in (wake_at, leak_at) if w is not None]
                     delay = max(0.0, min(wakes) - self._clock()) if wakes else None
@@ -876,14 +900,10 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                 wake = min(wake, due)
         return None if wake == math.inf else wake
 
-    def _track(self, slot: Slot[T]) -> None:
-        """Under the lock: record when and where ``slot`` was lent."""
-        slot.leased_at = self._clock()
+    def _watch(self, slot: Slot[T]) -> None:
+        """Under the lock: record where ``slot`` was lent; the maintainer thread watches."""
         slot.site = call_site()
         self._nudge()
-
-    def _untrack(self, slot: Slot[T]) -> None:
-        slot.site = None
 
     def _drained(self) -> None:
         self._changed.notify_all()

@@ -311,3 +311,49 @@ async def detach(kit: Kit, pool: Any, resource: Resource) -> None:
         await pool.detach(resource)
     else:
         await asyncio.to_thread(pool.detach, resource)
+
+
+class Timings:
+    """A ``PoolObserver`` that keeps what it is told, in lists named apart."""
+
+    def __init__(self) -> None:
+        self.creates: list[float] = []
+        self.waits: list[float] = []
+        self.uses: list[float] = []
+
+    def created(self, seconds: float) -> None:
+        self.creates.append(seconds)
+
+    def waited(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+    def used(self, seconds: float) -> None:
+        self.uses.append(seconds)
+
+
+async def test_an_observer_gets_every_creation_acquire_and_use(kit: Kit, clock: FakeClock) -> None:
+    pool = kit.pool(pool_size=1, clock=clock)
+    timings = Timings()
+    pool.add_observer(timings)
+    pool.add_observer(timings)  # once is enough
+    first = await kit.acquire(pool)  # created
+    clock.advance(2)
+    waiter = asyncio.create_task(kit.acquire(pool, timeout=5))
+    await eventually(lambda: kit.stats(pool).waiting == 1)
+    await kit.release(pool, first)  # used 2 s
+    second = await waiter
+    clock.advance(1)
+    await kit.release(pool, second)  # used 1 s
+    async with kit.lease(pool):  # at once
+        pass
+    assert len(timings.creates) == 1
+    assert len(timings.waits) == 3
+    assert timings.waits[0] >= 0 and timings.waits[2] == 0.0
+    assert timings.uses[:2] == [2.0, 1.0]
+    assert len(timings.uses) == 3
+    pool.remove_observer(timings)
+    async with kit.lease(pool):
+        pass
+    assert len(timings.waits) == 3
+    with pytest.raises(TypeError, match="observer"):
+        pool.add_observer(object())
