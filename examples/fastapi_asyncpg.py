@@ -1,6 +1,10 @@
 """A FastAPI app on the asyncpg recipe: a notes table and a few endpoints.
 
 DATABASE_URL=postgresql://... uvicorn --factory examples.fastapi_asyncpg:app_from_env
+
+Each process names its pool (and so its connections' ``application_name`` in
+``pg_stat_activity``) after its process id, so the sessions of several
+workers can be told apart.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local `Conn` alias.
@@ -13,8 +17,14 @@ import asyncpg
 from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel
 
-from escudeiro_pools.integrations.asyncpg import connection_pool
-from escudeiro_pools.integrations.fastapi import add_pool_timeout_handler, lifespan, stats_router
+from escudeiro_pools.integrations.asyncpg import DATABASE_UNAVAILABLE, connection_pool
+from escudeiro_pools.integrations.fastapi import (
+    add_pool_timeout_handler,
+    add_unavailable_handler,
+    health_router,
+    lifespan,
+    stats_router,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (
@@ -29,8 +39,16 @@ class NoteIn(BaseModel):
     body: str
 
 
-def create_app(dsn: str, *, pool_size: int = 10) -> FastAPI:
-    pool = connection_pool(dsn, pool_size=pool_size, name="notes-api", acquire_timeout=5)
+def create_app(
+    dsn: str, *, pool_size: int = 10, name: str | None = None, prefill: bool | int = True
+) -> FastAPI:
+    pool = connection_pool(
+        dsn,
+        pool_size=pool_size,
+        name=name or f"notes-api-{os.getpid()}",
+        acquire_timeout=5,
+        retry_backoff=(0.05, 1.0),
+    )
     Conn = Annotated[asyncpg.Connection, Depends(pool.lease)]
 
     async def create_schema() -> None:
@@ -42,9 +60,11 @@ def create_app(dsn: str, *, pool_size: int = 10) -> FastAPI:
         await create_schema()
         yield
 
-    app = FastAPI(title="notes", lifespan=lifespan(app_lifespan, db=pool))
+    app = FastAPI(title="notes", lifespan=lifespan(app_lifespan, prefill=prefill, db=pool))
     add_pool_timeout_handler(app)
+    add_unavailable_handler(app, *DATABASE_UNAVAILABLE)
     app.include_router(stats_router(db=pool))
+    app.include_router(health_router(db=pool))
     app.state.pool = pool
 
     @app.post("/notes", status_code=201)
@@ -73,4 +93,5 @@ def create_app(dsn: str, *, pool_size: int = 10) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    return create_app(os.environ["DATABASE_URL"])
+    """The app on ``DATABASE_URL`` (``POOL_SIZE`` optional), for ``uvicorn --factory``."""
+    return create_app(os.environ["DATABASE_URL"], pool_size=int(os.environ.get("POOL_SIZE", "10")))
