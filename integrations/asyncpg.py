@@ -28,9 +28,6 @@ Two questions, two answers:
 from __future__ import annotations
 
 import asyncio
-import difflib
-import inspect
-import itertools
 import re
 import socket
 import time
@@ -38,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from escudeiro_pools import AsyncPool, PoolUnavailable
+from escudeiro_pools.integrations._passthrough import check_passthrough, numbered_name
 from escudeiro_pools.integrations._require import require
 
 require("asyncpg", "asyncpg")
@@ -117,9 +115,6 @@ def redact_dsn(dsn: str) -> str:
     return match["scheme"] + netloc + _QUERY_SECRET.sub(r"\1***", match["rest"])
 
 
-_made: dict[str, itertools.count[int]] = {}
-
-
 def _default_name(dsn: str | None, connect_kwargs: dict[str, Any]) -> str:
     """``asyncpg:<database>``, then ``asyncpg:<database>-2``... for later pools."""
     database = connect_kwargs.get("database")
@@ -127,9 +122,7 @@ def _default_name(dsn: str | None, connect_kwargs: dict[str, Any]) -> str:
         match = _URI.match(dsn)
         rest = match["rest"] if match else ""
         database = rest.split("?", 1)[0].split("#", 1)[0].lstrip("/") or None
-    base = f"asyncpg:{database or 'postgres'}"
-    number = next(_made.setdefault(base, itertools.count(1)))
-    return base if number == 1 else f"{base}-{number}"
+    return numbered_name(f"asyncpg:{database or 'postgres'}")
 
 
 #: ``connection_pool``'s own options, to tell a typo from a driver option.
@@ -155,25 +148,6 @@ _POOL_OPTIONS = (
     "queue_class",
     "clock",
 )
-
-
-def _connect_options() -> tuple[str, ...]:
-    parameters = inspect.signature(asyncpg.connect).parameters.values()
-    return tuple(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
-
-
-def _check_connect_kwargs(connect_kwargs: dict[str, Any]) -> None:
-    allowed = _connect_options()
-    for key in connect_kwargs:
-        if key in allowed and key != "loop":
-            continue
-        close = difflib.get_close_matches(key, (*_POOL_OPTIONS, *allowed), n=1)
-        hint = f"did you mean {close[0]}=? " if close else ""
-        raise TypeError(
-            f"connection_pool() got an unexpected keyword argument {key!r}; {hint}"
-            f"pass a pool option ({', '.join(_POOL_OPTIONS)}) or an option of "
-            f"asyncpg.connect ({', '.join(a for a in allowed if a != 'loop')})"
-        )
 
 
 def connection_pool(
@@ -229,7 +203,9 @@ def connection_pool(
     Raises:
         TypeError, ValueError: a bad option, at once.
     """
-    _check_connect_kwargs(connect_kwargs)
+    check_passthrough(
+        "connection_pool", connect_kwargs, _POOL_OPTIONS, asyncpg.connect, "asyncpg.connect"
+    )
     if isinstance(close_timeout, bool) or not isinstance(close_timeout, int | float):
         raise TypeError(f"close_timeout must be a number of seconds, got {close_timeout!r}")
     if not close_timeout >= 0:

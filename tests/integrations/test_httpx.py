@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -56,3 +58,25 @@ def test_sync_client_pool_in_threads() -> None:
                 assert client.get("/").text == "none"
             assert pool.stats().idle == 2
         assert pool.stats().size == 0
+
+
+@pytest.mark.parametrize(
+    ("make", "option", "hint"),
+    [
+        (client_pool, "leak_timout", "leak_timeout"),
+        (client_pool, "base_ur", "base_url"),
+        (sync_client_pool, "verfy", "verify"),
+        (sync_client_pool, "nonsense", "httpx.Client"),
+    ],
+)
+def test_an_unknown_option_is_refused_at_construction(
+    make: Callable[..., object], option: str, hint: str
+) -> None:
+    options: dict[str, object] = {option: 1}
+    with pytest.raises(TypeError, match=hint):
+        make(**options)
+
+
+def test_default_names_are_distinct() -> None:
+    names = {client_pool().name, client_pool().name, sync_client_pool().name}
+    assert len(names) == 3
