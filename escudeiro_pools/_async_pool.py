@@ -919,7 +919,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
         self._start_maintainer(binding)
         return binding
 
-    def _after_fork(self) -> None:
+    def _after_fork(self) -> None:  # pragma: no cover - runs in the child (tests/test_fork.py)
         self._forget()
         self._binding = None
         self._loop = None

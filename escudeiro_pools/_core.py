@@ -312,7 +312,7 @@ class PoolCore(Generic[T, W]):
 
     # -- the hot paths: inlined by tools/hot_paths.py --------------------------
 
-    def _lend_idle(self) -> Slot[T] | None:
+    def _lend_idle(self) -> Slot[T] | None:  # pragma: no cover - runs as its inlined copies
         """Lend the next idle slot as it is, or None: the caller takes the slow path."""
         slot = None
         if self._idle:
@@ -332,7 +332,7 @@ class PoolCore(Generic[T, W]):
                 slot = None
         return slot
 
-    def _return_plain(self, slot: Slot[T]) -> Slot[T] | None:
+    def _return_plain(self, slot: Slot[T]) -> Slot[T] | None:  # pragma: no cover - inlined
         """Take back a leased slot when ``_plain_return``; returns it if it must be released."""
         stale = None
         self._in_use -= 1
@@ -1050,14 +1050,14 @@ class PoolCore(Generic[T, W]):
             f" idle={len(self._idle)} in_use={self._in_use} waiting={self._waiting}>"
         )
 
-    def _after_fork(self) -> None:
+    def _after_fork(self) -> None:  # pragma: no cover - overridden by both pools
         self._forget()
 
 
 _live_pools: weakref.WeakSet[PoolCore[Any, Any]] = weakref.WeakSet()
 
 
-def _after_fork_in_child() -> None:
+def _after_fork_in_child() -> None:  # pragma: no cover - runs in the child (tests/test_fork.py)
     # The child shares the parent's sockets: it must never use or release them.
     for pool in list(_live_pools):
         pool._after_fork()

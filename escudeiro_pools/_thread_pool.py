@@ -204,13 +204,6 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         """
         return ThreadLease(self)
 
-    def _deadline(self, timeout: float | _Default | None) -> tuple[float | None, float | None]:
-        if isinstance(timeout, _Default):
-            timeout = self._acquire_timeout
-        else:
-            timeout = check_timeout("timeout", timeout)
-        return timeout, None if timeout is None else time.monotonic() + timeout
-
     def _next_step(self) -> Any:
         """Under the lock, when no idle slot could be lent at once: the caller's
         grant (``_checkout``), or a ``ThreadWaiter`` it is queued as."""
@@ -424,7 +417,8 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
     async def _obtain_async(self) -> Slot[T]:
         """``_obtain`` for an asyncio caller: wait on its loop, block only in a thread."""
         started = time.monotonic()
-        timeout, deadline = self._deadline(DEFAULT)
+        timeout = self._acquire_timeout
+        deadline = None if timeout is None else started + timeout
         loop = asyncio.get_running_loop()
         with self._lock:
             # inline: slot = self._lend_idle()
@@ -908,7 +902,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
     def _drained(self) -> None:
         self._changed.notify_all()
 
-    def _after_fork(self) -> None:
+    def _after_fork(self) -> None:  # pragma: no cover - runs in the child (tests/test_fork.py)
         # The lock may have been held by a thread that does not exist in the child.
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)

@@ -357,3 +357,125 @@ async def test_an_observer_gets_every_creation_acquire_and_use(kit: Kit, clock: 
     assert len(timings.waits) == 3
     with pytest.raises(TypeError, match="observer"):
         pool.add_observer(object())
+
+
+# -- hand-offs that are not plain ------------------------------------------------------
+
+
+async def test_a_resource_that_expired_while_leased_is_replaced_for_the_waiter(
+    kit: Kit, clock: FakeClock
+) -> None:
+    pool = kit.pool(pool_size=1, pool_recycle=10, recycle_jitter=0, clock=clock)
+    old = await kit.acquire(pool)
+    waiter = asyncio.create_task(kit.acquire(pool, timeout=5))
+    await eventually(lambda: kit.stats(pool).waiting == 1)
+    clock.advance(11)
+    await kit.release(pool, old)  # stale: released, and its capacity goes to the waiter
+    fresh = await waiter
+    assert fresh is not old
+    assert old.released == 1
+    assert kit.stats(pool).recycled == 1
+    await kit.release(pool, fresh)
+
+
+@pytest.mark.parametrize("passes", [True, False])
+async def test_a_waiter_handed_a_resource_due_for_its_check_runs_it(
+    kit: Kit, passes: bool
+) -> None:
+    checked: list[Resource] = []
+
+    def check(resource: Resource) -> bool:
+        checked.append(resource)
+        return passes
+
+    pool = kit.pool(pool_size=1, check=check, check_after_idle=0)
+    held = await kit.acquire(pool)
+    waiter = asyncio.create_task(kit.acquire(pool, timeout=5))
+    await eventually(lambda: kit.stats(pool).waiting == 1)
+    await kit.release(pool, held)
+    got = await waiter
+    assert checked == [held]
+    assert (got is held) is passes
+    assert kit.stats(pool).check_failures == (0 if passes else 1)
+    await kit.release(pool, got)
+
+
+async def test_queued_callers_get_pool_unavailable_once_the_breaker_opens(
+    kit: Kit, ledger: Ledger
+) -> None:
+    pool = kit.pool(pool_size=2, fail_fast_after=1, retry_backoff=(10, 10))
+    a, b = await kit.acquire(pool), await kit.acquire(pool)
+    first = asyncio.create_task(kit.acquire(pool, timeout=5))
+    await eventually(lambda: kit.stats(pool).waiting == 1)
+    second = asyncio.create_task(kit.acquire(pool, timeout=5))
+    await eventually(lambda: kit.stats(pool).waiting == 2)
+    ledger.factory_failures = 10_000
+    await kit.discard(pool, a)  # capacity for `first`, whose creation fails
+    with pytest.raises(ConnectionError):
+        await first
+    with pytest.raises(PoolUnavailable):
+        await second  # would create too: refused at once
+    assert kit.stats(pool).unavailable == 1
+    await kit.release(pool, b)
+
+
+async def test_a_check_that_ends_after_close_releases_the_resource(kit: Kit) -> None:
+    from tests.kit import Gate
+
+    gate = Gate(kit)
+    pool = kit.pool(pool_size=1, check=gate.check, check_after_idle=0)
+    first = await kit.acquire(pool)
+    await kit.release(pool, first)
+    checking = asyncio.create_task(kit.acquire(pool, timeout=5))
+    await gate.entered()
+    closing = asyncio.create_task(kit.close(pool, timeout=5))
+    await asyncio.sleep(0.01)
+    gate.open()
+    with pytest.raises(PoolError):
+        await checking
+    await closing
+    await kit.settle(pool)
+    assert first.released == 1
+    assert kit.stats(pool).size == 0
+
+
+async def test_the_maintainer_replaces_idle_resources_before_they_expire(
+    kit: Kit, ledger: Ledger
+) -> None:
+    pool = kit.pool(pool_size=3, min_size=2, pool_recycle=0.3, recycle_jitter=0)
+    await kit.open(pool)
+    await wait_ready(kit, pool)
+    await eventually(lambda: kit.stats(pool).recycled >= 2, seconds=5)
+    await eventually(lambda: kit.stats(pool).idle >= 2, seconds=5)
+    recycled = kit.stats(pool).recycled
+    resource = await kit.acquire(pool)  # a fresh one: nothing to recycle at checkout
+    assert kit.stats(pool).recycled == recycled or kit.stats(pool).recycled > recycled
+    assert resource.released == 0
+    await kit.release(pool, resource)
+    await kit.close(pool)
+    assert pool.min_size == 2
+    ledger.assert_released_once()
+
+
+async def test_a_detached_resource_is_replaced_to_keep_min_size(kit: Kit) -> None:
+    pool = kit.pool(pool_size=2, min_size=1)
+    await kit.open(pool)
+    await wait_ready(kit, pool)
+    resource = await kit.acquire(pool)
+    await detach(kit, pool, resource)
+    await eventually(lambda: kit.stats(pool).size - kit.stats(pool).creating >= 1)
+    await kit.close(pool)
+    assert resource.released == 0
+
+
+async def test_observing_a_pool_with_leases_out_times_them_from_then(
+    kit: Kit, clock: FakeClock
+) -> None:
+    pool = kit.pool(pool_size=1, clock=clock)
+    held = await kit.acquire(pool)
+    clock.advance(100)
+    timings = Timings()
+    pool.add_observer(timings)
+    clock.advance(2)
+    await kit.release(pool, held)
+    assert timings.uses == [2.0]
