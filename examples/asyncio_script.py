@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from escudeiro_pools import AsyncPool
 
@@ -10,11 +11,8 @@ from escudeiro_pools import AsyncPool
 class Connection:
     """A stand-in for an expensive connection."""
 
-    opened = 0
-
-    def __init__(self) -> None:
-        Connection.opened += 1
-        self.number = Connection.opened
+    def __init__(self, number: int) -> None:
+        self.number = number
 
     async def query(self, n: int) -> int:
         await asyncio.sleep(0.001)
@@ -24,16 +22,16 @@ class Connection:
         await asyncio.sleep(0)
 
 
-async def connect() -> Connection:
-    await asyncio.sleep(0.01)
-    return Connection()
-
-
-async def close(connection: Connection) -> None:
-    await connection.close()
-
-
 async def main() -> None:
+    numbers = itertools.count(1)
+
+    async def connect() -> Connection:
+        await asyncio.sleep(0.01)
+        return Connection(next(numbers))
+
+    async def close(connection: Connection) -> None:
+        await connection.close()
+
     async with AsyncPool(connect, close, pool_size=4, name="script") as pool:
 
         async def work(n: int) -> int:
@@ -41,7 +39,7 @@ async def main() -> None:
                 return await connection.query(n)
 
         results = await asyncio.gather(*(work(n) for n in range(100)))
-        print(f"sum of squares: {sum(results)}; connections opened: {Connection.opened}")
+        print(f"sum of squares: {sum(results)}; connections opened: {pool.stats().created}")
         print(pool.stats())
 
 

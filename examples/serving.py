@@ -10,11 +10,22 @@ from typing import Any
 
 import uvicorn
 
+#: The event loop ``serve`` runs servers on: ``"auto"`` (uvloop when installed,
+#: as ``uvicorn[standard]`` does in production), ``"asyncio"`` or ``"uvloop"``.
+LOOP = "auto"
+
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
+def serve(app: Any, *, loop: str | None = None) -> Iterator[str]:
     """Serve ``app`` (lifespan included) on a free port; yields its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        loop=loop or LOOP,  # type: ignore[arg-type]
+    )
     server = uvicorn.Server(config)
     exits: list[SystemExit] = []
 

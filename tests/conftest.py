@@ -1,8 +1,41 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
 import pytest
 
 from tests.kit import AsyncKit, FakeClock, Kit, Ledger, ThreadKit
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop does not build on Windows
+    uvloop = None
+
+HERE = Path(__file__).parent
+#: The tests that also run on uvloop, the loop production servers use.
+ON_EVERY_LOOP = (
+    HERE / "test_contract.py",
+    HERE / "reliability" / "test_cancellation.py",
+    HERE / "integrations",
+)
+
+
+def event_loops() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    loops: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+    if uvloop is not None:
+        loops["uvloop"] = uvloop.new_event_loop
+    return loops
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    path = Path(str(item.path))
+    if any(path == place or place in path.parents for place in ON_EVERY_LOOP):
+        return event_loops()
+    return {"asyncio": asyncio.new_event_loop}
 
 
 @pytest.fixture

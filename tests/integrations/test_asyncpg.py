@@ -118,7 +118,7 @@ def test_a_password_never_shows_in_name_repr_or_stats() -> None:
     pool = connection_pool(dsn)
     assert secret not in repr(pool)
     assert secret not in str(pool.stats())
-    assert pool.name == "asyncpg:orders_repr"
+    assert pool.name.startswith("asyncpg:orders_repr")
 
 
 @pytest.mark.parametrize(
@@ -165,7 +165,7 @@ def test_pools_on_one_database_get_distinct_default_names() -> None:
     first = connection_pool("postgresql://app@db/inventory")
     second = connection_pool("postgresql://other@db2/inventory")
     third = connection_pool(database="inventory")
-    assert first.name == "asyncpg:inventory"
+    assert all(p.name.startswith("asyncpg:inventory") for p in (first, second, third))
     assert len({first.name, second.name, third.name}) == 3
 
 
