@@ -24,7 +24,7 @@ def serve(app: Any, *, loop: str | None = None) -> Iterator[str]:
         port=0,
         log_level="warning",
         lifespan="on",
-        loop=loop or LOOP,  # type: ignore[arg-type]
+        loop=loop or LOOP,
     )
     server = uvicorn.Server(config)
     exits: list[SystemExit] = []

@@ -11,7 +11,9 @@ from tests.kit import AsyncKit, FakeClock, Kit, Ledger, ThreadKit
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop does not build on Windows
-    uvloop = None
+    HAS_UVLOOP = False
+else:
+    HAS_UVLOOP = True
 
 HERE = Path(__file__).parent
 #: The tests that also run on uvloop, the loop production servers use.
@@ -24,7 +26,7 @@ ON_EVERY_LOOP = (
 
 def event_loops() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     loops: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
-    if uvloop is not None:
+    if HAS_UVLOOP:
         loops["uvloop"] = uvloop.new_event_loop
     return loops
 
