@@ -5,13 +5,18 @@ DATABASE_URL=postgresql://... uvicorn --factory examples.fastapi_asyncpg:app_fro
 Each process names its pool (and so its connections' ``application_name`` in
 ``pg_stat_activity``) after its process id, so the sessions of several
 workers can be told apart.
+
+``OTEL_METRICS=1`` (or ``create_app(..., instrument=True)``) reports the pool's
+OpenTelemetry metrics on the global meter provider (configure it first, e.g.
+run under ``opentelemetry-instrument``); see docs/observability.md. Off by
+default: the integration is not even imported.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local `Conn` alias.
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
 from fastapi import Depends, FastAPI, HTTPException
@@ -25,6 +30,9 @@ from escudeiro_pools.integrations.fastapi import (
     lifespan,
     stats_router,
 )
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (
@@ -40,8 +48,17 @@ class NoteIn(BaseModel):
 
 
 def create_app(
-    dsn: str, *, pool_size: int = 10, name: str | None = None, prefill: bool | int = True
+    dsn: str,
+    *,
+    pool_size: int = 10,
+    name: str | None = None,
+    prefill: bool | int = True,
+    instrument: bool = False,
+    meter_provider: "MeterProvider | None" = None,
 ) -> FastAPI:
+    """The notes app on ``dsn``; ``instrument=True`` reports the pool's
+    OpenTelemetry metrics on ``meter_provider`` (default: the global one)
+    while the app runs, from startup to shutdown."""
     pool = connection_pool(
         dsn,
         pool_size=pool_size,
@@ -57,8 +74,18 @@ def create_app(
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await create_schema()
-        yield
+        instrumentation = None
+        if instrument:
+            from escudeiro_pools.integrations.opentelemetry import instrument as report
+
+            instrumentation = report(pool, meter_provider=meter_provider)
+        app.state.instrumentation = instrumentation
+        try:
+            await create_schema()
+            yield
+        finally:
+            if instrumentation is not None:
+                instrumentation.uninstrument()
 
     app = FastAPI(title="notes", lifespan=lifespan(app_lifespan, prefill=prefill, db=pool))
     add_pool_timeout_handler(app)
@@ -93,5 +120,10 @@ def create_app(
 
 
 def app_from_env() -> FastAPI:
-    """The app on ``DATABASE_URL`` (``POOL_SIZE`` optional), for ``uvicorn --factory``."""
-    return create_app(os.environ["DATABASE_URL"], pool_size=int(os.environ.get("POOL_SIZE", "10")))
+    """The app on ``DATABASE_URL`` (``POOL_SIZE`` optional; ``OTEL_METRICS=1`` reports
+    the pool's metrics), for ``uvicorn --factory``."""
+    return create_app(
+        os.environ["DATABASE_URL"],
+        pool_size=int(os.environ.get("POOL_SIZE", "10")),
+        instrument=os.environ.get("OTEL_METRICS", "0").lower() in ("1", "true", "yes"),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -33,7 +35,11 @@ from escudeiro_pools.integrations.opentelemetry import (
     POOL_NAME,
     instrument,
 )
+from examples import fastapi_asyncpg
+from examples.serving import serve
 from tests.kit import FakeClock, Gate, Kit, Ledger
+
+ROOT = Path(__file__).resolve().parents[2]
 
 STATE = "db.client.connection.state"
 OWN_STATE = "escudeiro_pools.connection.state"
@@ -487,6 +493,48 @@ def test_collecting_from_another_thread_while_threads_lease_is_consistent(
     assert value(metrics, "db.client.connection.use_time", "db").count == 1200
     assert value(metrics, "escudeiro_pools.connection.acquired", "db") == 1200
     pool.close()
+
+
+def test_the_example_app_reports_its_pool_while_it_runs_with_otel_metrics_set(
+    dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    provider: MeterProvider,
+    reader: InMemoryMetricReader,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    monkeypatch.setenv("POOL_SIZE", "3")
+    monkeypatch.setenv("OTEL_METRICS", "1")
+    monkeypatch.setattr(otel, "get_meter_provider", lambda: provider)
+    name = f"notes-api-{os.getpid()}"
+    with serve(fastapi_asyncpg.app_from_env()) as url, httpx.Client(base_url=url) as client:
+        assert client.post("/notes", json={"body": "hello"}).status_code == 201
+        assert client.get("/notes").status_code == 200
+        stats = client.get("/pools").json()["db"]  # the stats route keeps working
+        metrics = collect(reader)
+        assert value(metrics, "db.client.connection.max", name) == 3
+        assert value(metrics, "escudeiro_pools.connection.acquired", name) == stats["acquired"]
+        assert value(metrics, "db.client.connection.use_time", name).count >= 2
+    assert name not in pools_in(collect(reader), "db.client.connection.count")  # shut down
+
+
+def test_the_example_app_does_not_import_the_integration_unless_asked() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from examples.fastapi_asyncpg import create_app\n"
+            "create_app('postgresql://app@127.0.0.1:1/app')\n"
+            "print('escudeiro_pools.integrations.opentelemetry' in sys.modules)\n",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 def test_a_missing_extra_names_the_install_command(tmp_path: Path) -> None:
