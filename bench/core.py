@@ -16,6 +16,7 @@ from bench.peers import OldAsyncPool, connection_pool_class, noop_strategy
 from bench.report import Row, Target
 from bench.timing import interleaved_async, percentile
 from escudeiro_pools import AsyncPool
+from escudeiro_pools.integrations.opentelemetry import instrument
 
 __all__ = ["contention", "memory", "overhead", "scale"]
 
@@ -67,10 +68,23 @@ def _per_op(n: int, loop_body: Callable[[int], Awaitable[None]]) -> Callable[[],
     return case
 
 
+def _meter_provider() -> Any:
+    """An SDK meter provider with an in-memory reader (what an app pays per point)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    return MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)
+
+
 async def overhead(rounds: int, n: int) -> list[Row]:
     queue = filled(asyncio.LifoQueue, 10)
     pool = await ours()
     pool_no_recycle = await ours(pool_recycle=0)
+    provider = _meter_provider()
+    pool_otel = await ours()
+    instrument(pool_otel, meter_provider=provider)
+    pool_otel_stats = await ours()
+    instrument(pool_otel_stats, meter_provider=provider, timings=False)
 
     async def floor(n: int) -> None:
         for _ in range(n):
@@ -92,11 +106,23 @@ async def overhead(rounds: int, n: int) -> list[Row]:
             async with pool.lease():
                 pass
 
+    async def acquire_release_otel(n: int) -> None:
+        for _ in range(n):
+            resource = await pool_otel.acquire()
+            await pool_otel.release(resource)
+
+    async def acquire_release_otel_stats(n: int) -> None:
+        for _ in range(n):
+            resource = await pool_otel_stats.acquire()
+            await pool_otel_stats.release(resource)
+
     cases: dict[str, Callable[[], Awaitable[float]]] = {
         "floor": _per_op(n, floor),
         "acquire+release": _per_op(n, acquire_release),
         "acquire+release, pool_recycle=0": _per_op(n, acquire_release_no_recycle),
         "lease": _per_op(n, lease),
+        "otel": _per_op(n, acquire_release_otel),
+        "otel, timings=False": _per_op(n, acquire_release_otel_stats),
     }
     if OldAsyncPool is not None:
         old_pool = await old()
@@ -119,6 +145,7 @@ async def overhead(rounds: int, n: int) -> list[Row]:
         cases["acp"] = _per_op(n, acp_lease)
 
     cost = await interleaved_async(rounds, cases)
+    provider.shutdown()
     ns = {name: seconds * 1e9 for name, seconds in cost.items()}
     floor_ns = ns["floor"]
     versus = "of floor"
@@ -149,6 +176,32 @@ async def overhead(rounds: int, n: int) -> list[Row]:
             ns["lease"] / floor_ns,
             versus,
             Target("<=", 2.0),
+        ),
+        Row(
+            S1,
+            "escudeiro-pools acquire + release, OpenTelemetry instrumented",
+            ns["otel"],
+            "ns",
+            ns["otel"] / floor_ns,
+            versus,
+            detail="SDK MeterProvider, in-memory reader: a wait_time and a use_time point",
+        ),
+        Row(
+            S1,
+            "OpenTelemetry instrumented / not (acquire + release)",
+            ns["otel"] / ns["acquire+release"],
+            "x",
+            ns["otel"] / ns["acquire+release"],
+            "of the plain pool's cost",
+        ),
+        Row(
+            S1,
+            "OpenTelemetry timings=False / not instrumented (acquire + release)",
+            ns["otel, timings=False"] / ns["acquire+release"],
+            "x",
+            ns["otel, timings=False"] / ns["acquire+release"],
+            "of the plain pool's cost",
+            detail="gauges and counters only, read from stats() at collection",
         ),
     ]
     if "old" in ns:
