@@ -1,121 +1,231 @@
-"""The demo: the FastAPI example on a real PostgreSQL, under load.
+"""The demo: the FastAPI example on a real PostgreSQL, under load, through an outage.
 
 Starts an embedded PostgreSQL (or uses ``DATABASE_URL``), serves
-``examples.fastapi_asyncpg`` with uvicorn on 127.0.0.1, drives concurrent
-requests at it through a pool of httpx clients, prints a table, and stops
-everything it started (also on Ctrl-C).
+``examples.fastapi_asyncpg`` with uvicorn on 127.0.0.1, and drives the
+announced number of requests with the announced number in flight at once.
+Halfway through it stops the database for a couple of seconds (embedded
+server only): the pool fails fast with 503s while it is away and serves
+again as soon as it is back. A live view shows throughput, latency and the
+server pool's gauges; then a final table. Everything started is stopped,
+also on Ctrl-C.
 
-    python -m examples.demo [--requests 3000] [--concurrency 100]
+    python -m examples.demo [--requests 3000] [--concurrency 100] [--outage 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
+import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from escudeiro_pools.integrations.httpx import client_pool
-from examples.embedded_pg import database_url
+import httpx
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from escudeiro_pools import PoolStats
+from examples.embedded_pg import embedded_server, start_server, stop_server
 from examples.fastapi_asyncpg import create_app
 from examples.serving import serve
+
+GAUGES = ("size", "idle", "in_use", "waiting", "created", "available", "timeouts", "unavailable")
 
 
 @dataclass
 class Tally:
+    """What the load saw: latencies of successes, statuses, the outage's window."""
+
     total: int
     latencies: list[float] = field(default_factory=list)
-    errors: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: int = 0  # no HTTP answer at all
     started: float = field(default_factory=time.perf_counter)
+    outage: str = ""
 
     @property
     def done(self) -> int:
-        return len(self.latencies) + self.errors
+        return sum(self.statuses.values()) + self.failures
 
-    def progress(self) -> None:
-        width = 40
-        filled = width * self.done // self.total
-        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}")
-        sys.stderr.flush()
+    @property
+    def unexpected(self) -> int:
+        """Answers other than success and 503 (the documented answer while the database is away)."""
+        good = self.statuses[200] + self.statuses[201] + self.statuses[503]
+        return self.done - good
+
+    def rate(self) -> float:
+        return self.done / max(1e-9, time.perf_counter() - self.started)
+
+    def percentile(self, share: float) -> float:
+        ordered = sorted(self.latencies[-2000:]) or [0.0]
+        return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
-async def drive(url: str, requests: int, concurrency: int) -> Tally:
-    tally = Tally(requests)
-    clients = client_pool(pool_size=concurrency // 10 or 1, base_url=url, name="demo-clients")
+async def drive(url: str, tally: Tally, concurrency: int, outage: Callable[[], Any] | None) -> None:
+    """Send ``tally.total`` requests, ``concurrency`` in flight; run ``outage`` halfway."""
     queue: asyncio.Queue[int] = asyncio.Queue()
-    for n in range(requests):
+    for n in range(tally.total):
         queue.put_nowait(n)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
 
-    async def worker() -> None:
-        while not queue.empty():
-            n = queue.get_nowait()
-            began = time.perf_counter()
-            try:
-                async with clients.lease() as client:
+        async def worker() -> None:
+            while not queue.empty():
+                n = queue.get_nowait()
+                began = time.perf_counter()
+                try:
                     if n % 4 == 0:
                         response = await client.post("/notes", json={"body": f"note {n}"})
                     else:
                         response = await client.get("/notes")
-                if response.status_code >= 400:
-                    tally.errors += 1
-                else:
+                except httpx.HTTPError:
+                    tally.failures += 1
+                    continue
+                tally.statuses[response.status_code] += 1
+                if response.status_code < 400:
                     tally.latencies.append(time.perf_counter() - began)
-            except Exception:
-                tally.errors += 1
-            if tally.done % 50 == 0 or tally.done == requests:
-                tally.progress()
+                elif response.status_code == 503:
+                    await asyncio.sleep(0.01)  # a polite client backs off
 
-    async with clients:
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    sys.stderr.write("\n")
-    return tally
+        workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        if outage is not None:
+            while tally.done < tally.total // 2 and not all(w.done() for w in workers):
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(outage)
+        await asyncio.gather(*workers)
 
 
-def report(tally: Tally, elapsed: float, stats: dict[str, object]) -> str:
+def live_view(tally: Tally, stats: PoolStats, progress: Progress) -> Group:
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for column in ("req/s", "p50 ms", "p99 ms", "200/201", "503", *GAUGES):
+        table.add_column(column, justify="right")
+    table.add_row(
+        f"{tally.rate():,.0f}",
+        f"{tally.percentile(0.5) * 1000:.1f}",
+        f"{tally.percentile(0.99) * 1000:.1f}",
+        str(tally.statuses[200] + tally.statuses[201]),
+        str(tally.statuses[503]),
+        *(str(getattr(stats, g)) for g in GAUGES),
+    )
+    return Group(progress, table, f"[dim]{tally.outage}[/dim]")
+
+
+def plain_line(tally: Tally, stats: PoolStats) -> str:
+    gauges = " ".join(f"{g}={getattr(stats, g)}" for g in GAUGES)
+    return (
+        f"{tally.done}/{tally.total} requests, {tally.rate():,.0f} req/s, "
+        f"p50 {tally.percentile(0.5) * 1000:.1f} ms, 503s {tally.statuses[503]}; pool {gauges}"
+        + (f"; {tally.outage}" if tally.outage else "")
+    )
+
+
+def final_table(tally: Tally, elapsed: float, stats: PoolStats) -> Table:
     ordered = sorted(tally.latencies) or [0.0]
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    table = Table(title="demo results", show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
     rows = [
         ("requests", f"{tally.total}"),
-        ("succeeded", f"{len(tally.latencies)}"),
-        ("errors", f"{tally.errors}"),
+        ("succeeded", f"{tally.statuses[200] + tally.statuses[201]}"),
+        ("503 while the database was away", f"{tally.statuses[503]}"),
+        ("errors", f"{tally.unexpected}"),
         ("throughput", f"{tally.total / elapsed:,.0f} req/s"),
         ("latency p50", f"{statistics.median(ordered) * 1000:.1f} ms"),
-        ("latency p99", f"{p99 * 1000:.1f} ms"),
+        (
+            "latency p99",
+            f"{ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000:.1f} ms",
+        ),
     ]
     rows += [
-        (f"pool {key}", f"{stats[key]}")
+        (f"pool {key}", f"{getattr(stats, key)}")
         for key in ("pool_size", "size", "in_use", "created", "acquired", "waits", "timeouts")
     ]
-    width = max(len(k) for k, _ in rows)
-    lines = ["", f"  {'metric'.ljust(width)}  value", f"  {'-' * width}  {'-' * 14}"]
-    lines += [f"  {key.ljust(width)}  {value}" for key, value in rows]
-    return "\n".join(lines)
+    rows += [
+        ("pool wait max", f"{stats.wait_time_max * 1000:.1f} ms"),
+        ("pool refused while down", f"{stats.unavailable}"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def run(args: argparse.Namespace, console: Console, dsn: str, server: Any) -> int:
+    app = create_app(dsn, pool_size=10)
+    pool = app.state.pool
+    tally = Tally(args.requests)
+
+    def outage() -> None:
+        tally.outage = f"database stopped for {args.outage:g} s: the pool fails fast (503)"
+        stop_server(server)
+        time.sleep(args.outage)
+        start_server(server)
+        tally.outage = "database back: serving again"
+
+    with serve(app) as url:
+        console.print(f"serving the FastAPI example at {url} (server pool of {pool.pool_size})")
+        console.print(
+            f"driving {args.requests} requests, {args.concurrency} in flight at once"
+            + (f", the database away for {args.outage:g} s halfway" if server else "")
+        )
+        tally.started = time.perf_counter()
+        finished = threading.Event()
+        load = threading.Thread(
+            target=lambda: (
+                asyncio.run(drive(url, tally, args.concurrency, outage if server else None)),
+                finished.set(),
+            ),
+            daemon=True,
+        )
+        load.start()
+        if console.is_terminal:
+            progress = Progress(TextColumn("requests"), BarColumn(), MofNCompleteColumn())
+            task = progress.add_task("requests", total=args.requests)
+            with Live(console=console, refresh_per_second=10) as live:
+                while not finished.wait(0.1):
+                    progress.update(task, completed=tally.done)
+                    live.update(live_view(tally, pool.stats(), progress))
+                progress.update(task, completed=tally.done)
+                live.update(live_view(tally, pool.stats(), progress))
+        else:
+            while not finished.wait(0.5):
+                console.print(plain_line(tally, pool.stats()))
+        load.join()
+        elapsed = time.perf_counter() - tally.started
+        stats = pool.stats()
+    console.print(final_table(tally, elapsed, stats))
+    return 0 if tally.unexpected == 0 else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument(
+        "--outage", type=float, default=2.0, help="seconds the database is away (0: none)"
+    )
     args = parser.parse_args(argv)
+    console = Console()
     try:
-        print("starting PostgreSQL ...", flush=True)
-        with database_url() as dsn:
-            app = create_app(dsn, pool_size=10)
-            with serve(app) as url:
-                print(f"serving the FastAPI example at {url}", flush=True)
-                print(f"driving {args.requests} requests, {args.concurrency} at a time:")
-                began = time.perf_counter()
-                tally = asyncio.run(drive(url, args.requests, args.concurrency))
-                elapsed = time.perf_counter() - began
-                stats = app.state.pool.stats().as_dict()
-            print(report(tally, elapsed, stats))
-            print("\nstopped the server and PostgreSQL.")
+        configured = os.environ.get("DATABASE_URL")
+        if configured:
+            console.print("using DATABASE_URL (no outage: the demo stops only its own server)")
+            return run(args, console, configured, None)
+        console.print("starting PostgreSQL ...")
+        with embedded_server() as server:
+            code = run(args, console, server.get_uri(), server if args.outage > 0 else None)
+        console.print("stopped the server and PostgreSQL.")
+        return code
     except KeyboardInterrupt:
-        print("\ninterrupted: stopped what was started.", file=sys.stderr)
+        console.print("interrupted: stopped what was started.")
         return 130
-    return 0 if tally.errors == 0 else 1
 
 
 if __name__ == "__main__":

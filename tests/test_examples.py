@@ -19,8 +19,11 @@ def test_threads_script(capsys: pytest.CaptureFixture[str]) -> None:
     assert "400 queries" in capsys.readouterr().out
 
 
-def test_demo_runs_without_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert demo.main(["--requests", "200", "--concurrency", "20"]) == 0
+def test_the_demo_rides_out_its_outage_without_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert demo.main(["--requests", "400", "--concurrency", "40", "--outage", "0.5"]) == 0
     out = capsys.readouterr().out
-    assert "succeeded       200" in out
-    assert "errors          0" in out
+    assert "400 requests, 40 in flight at once" in out
+    assert "\r" not in out  # not a terminal: plain lines
+    assert "database stopped" in out or "database back" in out
+    assert "503 while the database was away" in out
+    assert "stopped the server and PostgreSQL." in out
