@@ -75,10 +75,13 @@ async def drive(url: str, tally: Tally, concurrency: int, outage: Callable[[], A
     for n in range(tally.total):
         queue.put_nowait(n)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    halfway = asyncio.Event()
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
 
         async def worker() -> None:
             while not queue.empty():
+                if tally.done >= tally.total // 2:
+                    halfway.set()
                 n = queue.get_nowait()
                 began = time.perf_counter()
                 try:
@@ -95,12 +98,14 @@ async def drive(url: str, tally: Tally, concurrency: int, outage: Callable[[], A
                 elif response.status_code == 503:
                     await asyncio.sleep(0.01)  # a polite client backs off
 
-        workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        workers = asyncio.gather(*(worker() for _ in range(concurrency)))
         if outage is not None:
-            while tally.done < tally.total // 2 and not all(w.done() for w in workers):
-                await asyncio.sleep(0.01)
-            await asyncio.to_thread(outage)
-        await asyncio.gather(*workers)
+            waiting: asyncio.Future[Any] = asyncio.ensure_future(halfway.wait())
+            await asyncio.wait([waiting, workers], return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+            if halfway.is_set():
+                await asyncio.to_thread(outage)
+        await workers
 
 
 def live_view(tally: Tally, stats: PoolStats, progress: Progress) -> Group:
@@ -177,13 +182,14 @@ def run(args: argparse.Namespace, console: Console, dsn: str, server: Any) -> in
         )
         tally.started = time.perf_counter()
         finished = threading.Event()
-        load = threading.Thread(
-            target=lambda: (
-                asyncio.run(drive(url, tally, args.concurrency, outage if server else None)),
-                finished.set(),
-            ),
-            daemon=True,
-        )
+
+        def load_it() -> None:
+            try:
+                asyncio.run(drive(url, tally, args.concurrency, outage if server else None))
+            finally:
+                finished.set()
+
+        load = threading.Thread(target=load_it, daemon=True)
         load.start()
         if console.is_terminal:
             progress = Progress(TextColumn("requests"), BarColumn(), MofNCompleteColumn())
