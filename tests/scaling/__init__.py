@@ -1,0 +1,1 @@
+"""Beyond one process: many workers, a pool per process, PgBouncer in front."""
