@@ -311,6 +311,8 @@ class PoolCore(Generic[T, W]):
         """The maintainer may have work now (start it if the pool needs one)."""
 
     # -- the hot paths: inlined by tools/hot_paths.py --------------------------
+    # Their copies, where they run, are what tests and mutation testing exercise.
+    # pragma: no mutate start
 
     def _lend_idle(self) -> Slot[T] | None:  # pragma: no cover - runs as its inlined copies
         """Lend the next idle slot as it is, or None: the caller takes the slow path."""
@@ -348,6 +350,8 @@ class PoolCore(Generic[T, W]):
             slot.state = IDLE
             self._idle.append(slot)
         return stale
+
+    # pragma: no mutate end
 
     # -- checkout ---------------------------------------------------------------
 

@@ -19,8 +19,9 @@ _ALWAYS_SKIPPED = (
     _STDLIB + "threading.py",
     _STDLIB + "concurrent" + os.sep,
 )
-# Frameworks between the user's code and the pool; skipped when imported.
-_FRAMEWORKS = ("anyio", "starlette", "fastapi", "uvicorn", "uvloop")
+# Machinery between the user's code and the pool (frameworks, mutmut's
+# trampolines in mutation testing); skipped when imported.
+_FRAMEWORKS = ("anyio", "starlette", "fastapi", "uvicorn", "uvloop", "mutmut")
 _DEPTH = 64
 
 

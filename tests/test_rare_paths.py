@@ -4,6 +4,7 @@ value, callers that leave at awkward moments, timeouts in every phase."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -155,16 +156,32 @@ async def test_a_waiter_cancelled_while_the_stale_resource_it_took_is_released(
 async def test_a_stale_resource_met_while_the_pool_closes_is_not_replaced(
     kit: Kit, ledger: Ledger, clock: FakeClock
 ) -> None:
-    pool = kit.pool(pool_size=2, pool_recycle=10, recycle_jitter=0, clock=clock)
+    released = threading.Event()  # the releaser finishes only once close() began
+
+    async def slow_async(resource: Resource) -> None:
+        while not released.is_set():
+            await asyncio.sleep(0.001)
+        ledger.release(resource)
+
+    def slow(resource: Resource) -> None:
+        released.wait(5)
+        ledger.release(resource)
+
+    releaser = slow_async if kit.flavour == "async" else slow
+    pool = kit.pool(
+        pool_size=2, pool_recycle=10, recycle_jitter=0, clock=clock, releaser=releaser
+    )
     old = await kit.acquire(pool)
     held = await kit.acquire(pool)
     await kit.release(pool, old)
     clock.advance(11)
-    ledger.releaser_delay = 0.1
     caller = asyncio.create_task(kit.acquire(pool, timeout=5))
     while kit.stats(pool).releasing == 0:
         await asyncio.sleep(0.001)
     closing = asyncio.create_task(kit.close(pool, timeout=0.01))
+    while not kit.stats(pool).closed:
+        await asyncio.sleep(0.001)
+    released.set()
     with pytest.raises(PoolClosed):
         await caller
     await closing
