@@ -884,7 +884,9 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         now = self._clock()
         wake = math.inf
         for slot in self._slots.values():
-            if slot.state != LEASED or slot.leak_timer == slot.serial:
+            # A slot lent by a thread working for an asyncio caller has no site
+            # until that caller records it: its lease is watched from then on.
+            if slot.state != LEASED or slot.leak_timer == slot.serial or slot.site is None:
                 continue
             due = slot.leased_at + self._leak_timeout
             if due <= now:
