@@ -379,9 +379,7 @@ async def test_a_resource_that_expired_while_leased_is_replaced_for_the_waiter(
 
 
 @pytest.mark.parametrize("passes", [True, False])
-async def test_a_waiter_handed_a_resource_due_for_its_check_runs_it(
-    kit: Kit, passes: bool
-) -> None:
+async def test_a_waiter_handed_a_resource_due_for_its_check_runs_it(kit: Kit, passes: bool) -> None:
     checked: list[Resource] = []
 
     def check(resource: Resource) -> bool:
