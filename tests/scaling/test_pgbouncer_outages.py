@@ -91,8 +91,11 @@ async def ride_out(
     stop = asyncio.Event()
     callers = asyncio.create_task(load(pool, outcomes, stop))
     try:
-        await asyncio.sleep(0.5)
-        assert outcomes and all(o.error is None for o in outcomes), "no clean load before"
+        deadline = time.monotonic() + 10
+        while len(outcomes) < 10 * WORKERS:  # a steady load first
+            assert time.monotonic() < deadline, Counter(kind(o) for o in outcomes)
+            await asyncio.sleep(0.02)
+        assert all(o.error is None for o in outcomes), Counter(kind(o) for o in outcomes)
         await asyncio.to_thread(take_down)
         await asyncio.sleep(DOWNTIME)
         await asyncio.to_thread(bring_back)

@@ -147,7 +147,7 @@ def test_each_worker_has_its_own_pool_named_after_its_pid(run: Run) -> None:
 
 
 def test_the_server_never_sees_more_than_workers_times_pool_size(run: Run) -> None:
-    assert len(run.samples) > 20
+    assert len(run.samples) >= 10
     totals = [sum(sample.values()) for sample in run.samples]
     assert max(totals) == WORKERS * POOL_SIZE  # reached: every pool was full
     assert all(count <= POOL_SIZE for sample in run.samples for count in sample.values())
@@ -155,7 +155,7 @@ def test_the_server_never_sees_more_than_workers_times_pool_size(run: Run) -> No
 
 def test_every_request_under_load_succeeds(run: Run) -> None:
     assert set(run.statuses) <= {200, 201}, run.statuses
-    assert run.statuses[201] > 100
+    assert run.statuses[201] >= CONCURRENCY  # every user got at least one note in
 
 
 def test_shutdown_leaves_no_server_connection_behind(run: Run) -> None:
