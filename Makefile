@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Editable installs link each module: a new module means a new install.
 STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; ls escudeiro_pools integrations) | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-only lint bench mutate clean
+.PHONY: demo test test-only lint bench mutate package docs docs-serve clean
 
 $(STAMP):
 	rm -rf $(VENV)
@@ -43,6 +43,20 @@ $(BENCH_STAMP):
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench $(BENCH_ARGS)
 
+# The sdist and wheel, checked and installed into a fresh venv (in CI).
+package:
+	tools/check_package.sh $(PYTHON)
+
+# The documentation site (mkdocs.yml): the docs group in the project's venv, then a
+# strict build into site/, or a live-reloading server. Its examples run in `make test`.
+docs: $(STAMP)
+	$(BIN)/python -m pip install --quiet --group docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	$(BIN)/python -m pip install --quiet --group docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 # Mutation testing (not in CI): the decision core and the acquire, release and
 # lease paths of both pools, against the tests in [tool.mutmut] (pyproject.toml).
 # About half an hour on 2 cores; `mutmut results` lists the survivors.
@@ -71,4 +85,4 @@ mutate: $(STAMP)
 	$(BIN)/python tools/mutation_report.py $(MUTATE_SCOPE)
 
 clean:
-	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache .coverage mutants mutants.log
+	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache .coverage mutants mutants.log dist site

@@ -11,9 +11,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pkgutil import extend_path
 
 from escudeiro_pools._async_pool import AsyncPool
-from escudeiro_pools._core import PoolObserver
 from escudeiro_pools._errors import PoolBusy, PoolClosed, PoolError, PoolTimeout, PoolUnavailable
 from escudeiro_pools._lease import AsyncLease, ThreadLease
+from escudeiro_pools._protocol import PoolObserver
 from escudeiro_pools._stats import LeaseInfo, PoolStats
 from escudeiro_pools._thread_pool import ThreadPool
 

@@ -12,27 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
-from escudeiro_pools._core import (
-    CHECKING,
-    CLOSED,
-    CREATE,
-    DEFAULT,
-    EXPIRED,
-    IDLE,
-    LEASED,
-    RESETTING,
-    WAIT,
-    PoolCore,
-    Slot,
-    _Default,
-    _Token,
-    logger,
-)
+from escudeiro_pools._core import PoolCore, logger
 from escudeiro_pools._deadlines import Deadlines
 from escudeiro_pools._errors import PoolClosed, PoolError, PoolTimeout
 from escudeiro_pools._lease import AsyncLease, presents_as_async_generator
 from escudeiro_pools._options import check_count, check_timeout, configure
+from escudeiro_pools._protocol import CLOSED, CREATE, DEFAULT, EXPIRED, WAIT, _Default, _Token
 from escudeiro_pools._site import call_site
+from escudeiro_pools._slot import CHECKING, IDLE, LEASED, RESETTING, Slot
 from escudeiro_pools._stats import LeaseInfo, PoolStats
 
 __all__ = ["AsyncPool"]

@@ -3,8 +3,11 @@ what becomes of a returned or stale resource. No I/O, no waiting.
 
 Both pools keep their state here and change it only through these methods
 (the thread pool under its lock); they run the factory, releaser, check and
-reset outside, then report back. Capacity comes back in two places only:
-``_unreserve`` (a creation failed) and ``_release_done`` (a releaser finished).
+reset outside, then report back. Capacity comes back in four places only:
+``_unreserve`` (a creation failed), ``_release_done`` (a releaser finished),
+``_replace`` (a stale slot's releaser finished and nobody claims its
+capacity) and ``_detach``. Lifetimes (``_lifetimes.py``) and what the pool
+tells about itself (``_introspection.py``) are the core's too, by concept.
 The hot paths (``_lend_idle``, ``_return_plain``) are inlined into the pools
 and leases by ``tools/hot_paths.py``; edit them here and regenerate.
 """
@@ -14,147 +17,37 @@ from __future__ import annotations
 import logging
 import math
 import os
-import random
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from escudeiro_pools._breaker import Breaker
-from escudeiro_pools._errors import PoolBusy, PoolClosed, PoolError, PoolTimeout, PoolUnavailable
+from escudeiro_pools._errors import PoolBusy, PoolError
+from escudeiro_pools._introspection import Introspection
+from escudeiro_pools._lifetimes import Lifetimes
 from escudeiro_pools._options import Options, check_count
-from escudeiro_pools._stats import LeaseInfo, PoolStats
+from escudeiro_pools._protocol import (
+    CLOSED,
+    CREATE,
+    EXPIRED,
+    UNAVAILABLE,
+    WAIT,
+    Grant,
+    PoolObserver,
+    Waiter,
+)
+from escudeiro_pools._slot import CHECKING, GONE, IDLE, LEASED, RESETTING, Slot
 
-__all__ = [
-    "CHECKING",
-    "CLOSED",
-    "CREATE",
-    "DEFAULT",
-    "EXPIRED",
-    "GONE",
-    "IDLE",
-    "LEASED",
-    "RESETTING",
-    "UNAVAILABLE",
-    "WAIT",
-    "PoolCore",
-    "PoolObserver",
-    "Slot",
-    "Waiter",
-    "logger",
-]
+__all__ = ["PoolCore", "logger"]
 
 T = TypeVar("T")
+W = TypeVar("W", bound=Waiter)
 
 logger: Final = logging.getLogger("escudeiro_pools")
 
-# A slot's state. Every live slot is in exactly one of the first four.
-IDLE: Final = 0  # pooled, in ``_idle``
-LEASED: Final = 1  # lent to a caller (or granted to a waiter that has not woken yet)
-CHECKING: Final = 2  # taken from idle; ``check`` runs before it is lent
-RESETTING: Final = 3  # returned; ``reset`` runs before it is pooled
-GONE: Final = 4  # retired (being released), detached or forgotten: never comes back
 
-#: How long before its lifetime ends the maintainer replaces an idle resource.
-LOOKAHEAD: Final = 1.0
-
-
-class _Token:
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return self._name
-
-
-class _Default:
-    def __repr__(self) -> str:
-        return "<the pool's acquire_timeout>"
-
-
-#: The per-call default for ``timeout``: the pool's ``acquire_timeout``.
-DEFAULT: Final = _Default()
-
-#: The caller holds reserved capacity and must run the factory.
-CREATE: Final = _Token("CREATE")
-#: The caller must queue for a grant.
-WAIT: Final = _Token("WAIT")
-#: Granted to a waiter: the pool closed while it waited.
-CLOSED: Final = _Token("CLOSED")
-#: Granted to a waiter: capacity is free but the factory keeps failing.
-UNAVAILABLE: Final = _Token("UNAVAILABLE")
-#: Set on a waiter by its own deadline.
-EXPIRED: Final = _Token("EXPIRED")
-
-
-class Slot(Generic[T]):
-    """One live resource and what the pool knows about it."""
-
-    __slots__ = (
-        "created_at",
-        "expires_at",
-        "generation",
-        "leak_timer",
-        "leased_at",
-        "resource",
-        "returned_at",
-        "serial",
-        "site",
-        "state",
-    )
-
-    def __init__(self, resource: T, created_at: float, generation: int, expires_at: float) -> None:
-        self.resource = resource
-        self.state = IDLE
-        #: How many times it was lent: a lease remembers it, ``max_uses`` compares it.
-        self.serial = 0
-        self.generation = generation
-        self.created_at = created_at
-        self.expires_at = expires_at
-        self.returned_at = created_at
-        self.leased_at = 0.0
-        self.site: str | None = None
-        self.leak_timer: Any = None
-
-
-Grant = Slot[Any] | _Token
-
-
-class PoolObserver(Protocol):
-    """Receives a pool's timings while attached with ``pool.add_observer``.
-
-    Called on the pool's hot paths (in a thread pool, under its lock): each
-    call must be quick and must not call the pool.
-    """
-
-    def created(self, seconds: float) -> None:
-        """The factory made a resource in ``seconds``."""
-
-    def waited(self, seconds: float) -> None:
-        """An acquire got its resource ``seconds`` after it asked (0.0: at once)."""
-
-    def used(self, seconds: float) -> None:
-        """A resource came back after being leased for ``seconds``."""
-
-
-class Waiter(Protocol):
-    """A caller queued for a grant: an ``asyncio.Future`` or a thread's handle."""
-
-    def done(self) -> bool:
-        """True once it was granted something or gave up: it is skipped."""
-        ...
-
-    def set_result(self, grant: Any, /) -> object:
-        """Hand over a grant and wake the caller; ``False`` refuses it (its loop is gone)."""
-        ...
-
-
-W = TypeVar("W", bound=Waiter)
-
-
-class PoolCore(Generic[T, W]):
+class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
     """Idle slots, live count, waiter queue and counters, with pure transitions.
 
     ``_slots`` maps ``id(resource)`` to every slot that is idle, leased,
@@ -482,6 +375,9 @@ class PoolCore(Generic[T, W]):
         if isinstance(error, Exception):
             self._factory_errors += 1
             self._breaker.failed(error, self._clock())
+        elif self._breaker.probing:
+            # A probe cancelled before it could tell: the next one must be able to run.
+            self._breaker.probing = False
         self._serve()
         self._check_drained()
         if self._needs_maintainer():
@@ -512,12 +408,6 @@ class PoolCore(Generic[T, W]):
             self._breaker.succeeded()
             self._serve()
         return slot
-
-    def _lifetime_end(self, created_at: float) -> float:
-        if self._recycle is None:
-            return math.inf
-        # Shortened by a random fraction, so resources made together expire apart.
-        return created_at + self._recycle * (1.0 - self._jitter * random.random())
 
     def _plan_prefill(self, count: int | None) -> int:
         """Reserve the creations ``prefill(count)`` needs; returns how many.
@@ -743,114 +633,6 @@ class PoolCore(Generic[T, W]):
         if self._needs_maintainer():
             self._nudge()
 
-    # -- lifetimes --------------------------------------------------------------
-
-    def _verdict(self, slot: Slot[T], *, alive: bool) -> str | None:
-        """Why an idle ``slot`` may not be lent as it is, or None if it may.
-
-        "check" means it may, once the (awaited or blocking) ``check`` passes;
-        "setup" means it is lent, and the caller runs ``setup`` on it.
-        """
-        if alive and self._alive is not None and not self._is_alive(slot):
-            return "dead"
-        if self._recycle is not None or self._stamp_returns:
-            now = self._clock()
-            if now >= slot.expires_at:
-                return "recycled"
-            if self._max_idle is not None and now - slot.returned_at >= self._max_idle:
-                return "idle_expired"
-            if self._has_check and now - slot.returned_at >= self._check_after_idle:
-                return "check"
-        return "setup" if self._has_setup else None
-
-    def _is_alive(self, slot: Slot[T]) -> bool:
-        assert self._alive is not None
-        try:
-            return bool(self._alive(slot.resource))
-        except Exception:
-            logger.warning("pool %r: the alive test raised", self._name, exc_info=True)
-            return False
-
-    def _count_stale(self, reason: str) -> None:
-        if reason == "recycled":
-            self._recycled += 1
-        elif reason == "idle_expired":
-            self._idle_expired += 1
-        else:
-            self._check_failures += 1
-
-    def _maintain(self) -> tuple[int, list[Slot[T]], float | None]:
-        """The maintainer's next step: creations to run (reserved), idle slots to
-        release (retired), and when to look again (clock time, None: when woken).
-
-        Keeps ``min_size`` alive, releases idle slots beyond it once past
-        ``max_idle``, replaces idle slots about to reach their lifetime, and
-        while the breaker is open, probes the factory once per backoff.
-        """
-        if self._closed:
-            return 0, [], None
-        now = self._clock()
-        retired: list[Slot[T]] = []
-        wake = math.inf
-        if self._max_idle is not None:
-            # A resource returned after this look expires max_idle after its return.
-            wake = now + self._max_idle
-            idle = self._idle
-            # Oldest returns sit on the left, whichever the order.
-            while idle and len(self._slots) > self._min_size:
-                if now - idle[0].returned_at < self._max_idle:
-                    wake = idle[0].returned_at + self._max_idle
-                    break
-                slot = idle.popleft()
-                self._idle_expired += 1
-                self._retire(slot)
-                retired.append(slot)
-        if self._recycle is not None and self._min_size:
-            lead = min(LOOKAHEAD, self._recycle / 4)
-            keep: deque[Slot[T]] = deque()
-            for slot in self._idle:
-                if slot.expires_at - lead <= now:
-                    self._recycled += 1
-                    self._retire(slot)
-                    retired.append(slot)
-                else:
-                    keep.append(slot)
-            if len(keep) < len(self._idle):
-                self._idle.clear()
-                self._idle.extend(keep)
-            # Leased ones too: they may be idle by then.
-            for slot in self._slots.values():
-                if slot.expires_at - lead > now:
-                    wake = min(wake, slot.expires_at - lead)
-        breaker = self._breaker
-        creations = 0
-        missing = self._min_size - (len(self._slots) + self._creating)
-        if breaker.is_open:
-            if not breaker.probing and breaker.retry_at <= now and self._reserve():
-                breaker.probing = True
-                creations = 1
-            elif not breaker.probing:
-                wake = min(wake, breaker.retry_at)
-        elif missing > 0:
-            if breaker.failures and breaker.retry_at > now:
-                wake = min(wake, breaker.retry_at)
-            else:
-                while creations < missing and self._reserve():
-                    creations += 1
-        return creations, retired, None if wake == math.inf else wake
-
-    def _log_maintenance_failure(self) -> None:
-        # While the breaker is open its failed probes are expected: it warned once.
-        level = logging.DEBUG if self._breaker.is_open else logging.WARNING
-        logger.log(
-            level, "pool %r: the maintainer failed to create a resource", self._name, exc_info=True
-        )
-
-    def _needs_maintainer(self) -> bool:
-        return not self._closed and (
-            self._min_size > 0 or self._max_idle is not None or self._breaker.is_open
-        )
-
     # -- lifecycle --------------------------------------------------------------
 
     def _take_all_idle(self) -> list[Slot[T]]:
@@ -932,127 +714,6 @@ class PoolCore(Generic[T, W]):
         self._in_use = self._waiting = self._prefilling = 0
         self._breaker.probing = False
         self._generation += 1
-
-    # -- introspection ----------------------------------------------------------
-
-    def _stats(self) -> PoolStats:
-        breaker = self._breaker
-        return PoolStats(
-            name=self._name,
-            pool_size=self._pool_size,
-            min_size=self._min_size,
-            closed=self._closed,
-            available=not breaker.is_open,
-            size=len(self._slots) + self._creating + self._releasing,
-            idle=len(self._idle),
-            in_use=self._in_use,
-            creating=self._creating,
-            checking=self._checking,
-            resetting=self._resetting,
-            releasing=self._releasing,
-            waiting=self._waiting,
-            created=self._created,
-            destroyed=self._destroyed,
-            abandoned=self._abandoned,
-            detached=self._detached,
-            acquired=self._released + self._in_use + self._lost_leases,
-            released=self._released,
-            timeouts=self._timeouts,
-            rejected=self._rejected,
-            unavailable=self._unavailable,
-            factory_errors=self._factory_errors,
-            releaser_errors=self._releaser_errors,
-            reset_errors=self._reset_errors,
-            check_failures=self._check_failures,
-            recycled=self._recycled,
-            idle_expired=self._idle_expired,
-            discarded=self._discarded,
-            leaks=self._leaks,
-            waits=self._waits,
-            wait_time_total=self._wait_time_total,
-            wait_time_max=self._wait_time_max,
-            consecutive_failures=breaker.failures,
-            last_error=breaker.last_error(),
-        )
-
-    def _lease_infos(self) -> tuple[LeaseInfo, ...]:
-        leased = [s for s in self._slots.values() if s.state == LEASED]
-        if not self._tracking:
-            return tuple(LeaseInfo(None, None) for _ in leased)
-        now = self._clock()
-        leased.sort(key=lambda s: s.leased_at)
-        return tuple(LeaseInfo(max(0.0, now - s.leased_at), s.site) for s in leased)
-
-    def _report_leak(self, slot: Slot[T], serial: int) -> None:
-        if slot.state == LEASED and slot.serial == serial:
-            self._leaks += 1
-            logger.warning(
-                "pool %r: a resource has been leased for more than %g s; acquired at %s",
-                self._name,
-                self._leak_timeout,
-                slot.site or "<unknown>",
-            )
-
-    @property
-    def name(self) -> str:
-        """The pool's name, as shown in errors, logs and stats."""
-        return self._name
-
-    @property
-    def pool_size(self) -> int:
-        """The most resources that may exist at once."""
-        return self._pool_size
-
-    @property
-    def min_size(self) -> int:
-        """The fewest resources the maintainer keeps alive."""
-        return self._min_size
-
-    @property
-    def closed(self) -> bool:
-        """True between ``close()`` and ``open()``."""
-        return self._closed
-
-    def _closed_error(self) -> PoolClosed:
-        return PoolClosed(f"pool {self._name!r} is closed; call open() to use it again")
-
-    def _unavailable_error(self, *, counted: bool = False) -> PoolUnavailable:
-        """The error for a caller refused while the breaker is open (``counted``: already)."""
-        if not counted:
-            self._unavailable += 1
-        breaker = self._breaker
-        retry_after = breaker.retry_after(self._clock())
-        error = PoolUnavailable(
-            f"pool {self._name!r}: the factory failed {breaker.failures} times in a row "
-            f"(last: {breaker.last_error()}); refusing to create until a retry succeeds, "
-            f"next retry in {retry_after:.2f} s",
-            retry_after,
-        )
-        error.__cause__ = breaker.error
-        return error
-
-    def _timeout_error(self, timeout: float | None, phase: str) -> PoolTimeout:
-        self._timeouts += 1
-        message = (
-            f"pool {self._name!r}: couldn't get a resource within {timeout or 0.0:.2f} s "
-            f"(timed out while {phase}; size "
-            f"{len(self._slots) + self._creating + self._releasing}/{self._pool_size}, "
-            f"in use {self._in_use}, waiting {self._waiting}); "
-        )
-        holders = self._lease_infos() if self._tracking else ()
-        if holders and holders[0].age is not None:
-            message += (
-                f"the oldest lease, {holders[0].age:.1f} s old, was acquired at {holders[0].site}; "
-            )
-        return PoolTimeout(message + "raise pool_size or acquire_timeout, or return leases sooner")
-
-    def __repr__(self) -> str:
-        state = " closed" if self._closed else ""
-        return (
-            f"<{type(self).__name__} {self._name!r}{state} "
-            f"size={len(self._slots) + self._creating + self._releasing}/{self._pool_size}"
-            f" idle={len(self._idle)} in_use={self._in_use} waiting={self._waiting}>"
-        )
 
     def _after_fork(self) -> None:  # pragma: no cover - overridden by both pools
         self._forget()

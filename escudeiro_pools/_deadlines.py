@@ -23,7 +23,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from escudeiro_pools._core import EXPIRED
+from escudeiro_pools._protocol import EXPIRED
 
 if TYPE_CHECKING:
     from escudeiro_pools._async_pool import AsyncPool

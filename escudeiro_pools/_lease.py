@@ -21,8 +21,9 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from escudeiro_pools._core import DEFAULT, GONE, IDLE, LEASED, Slot
 from escudeiro_pools._errors import PoolError
+from escudeiro_pools._protocol import DEFAULT
+from escudeiro_pools._slot import GONE, IDLE, LEASED, Slot
 
 if TYPE_CHECKING:
     from escudeiro_pools._async_pool import AsyncPool

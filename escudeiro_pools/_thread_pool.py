@@ -13,22 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from escudeiro_pools._core import (
-    CHECKING,
-    CLOSED,
-    CREATE,
-    DEFAULT,
-    IDLE,
-    LEASED,
-    RESETTING,
-    UNAVAILABLE,
-    WAIT,
-    PoolCore,
-    PoolObserver,
-    Slot,
-    _Default,
-    logger,
-)
+from escudeiro_pools._core import PoolCore, logger
 from escudeiro_pools._errors import PoolClosed, PoolTimeout
 from escudeiro_pools._lease import ThreadLease, presents_as_async_generator
 from escudeiro_pools._options import (
@@ -38,7 +23,17 @@ from escudeiro_pools._options import (
     check_timeout,
     configure,
 )
+from escudeiro_pools._protocol import (
+    CLOSED,
+    CREATE,
+    DEFAULT,
+    UNAVAILABLE,
+    WAIT,
+    PoolObserver,
+    _Default,
+)
 from escudeiro_pools._site import call_site
+from escudeiro_pools._slot import CHECKING, IDLE, LEASED, RESETTING, Slot
 from escudeiro_pools._stats import LeaseInfo, PoolStats
 from escudeiro_pools._waiters import LoopWaiter, ThreadWaiter
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from escudeiro_pools import AsyncPool, PoolClosed, PoolError, PoolTimeout, ThreadPool
+from escudeiro_pools import AsyncPool, PoolClosed, PoolError, PoolTimeout, PoolUnavailable, ThreadPool
 from tests.kit import AsyncKit, FakeClock, Kit, Ledger, Resource, ThreadKit
 
 
@@ -168,9 +168,7 @@ async def test_a_stale_resource_met_while_the_pool_closes_is_not_replaced(
         ledger.release(resource)
 
     releaser = slow_async if kit.flavour == "async" else slow
-    pool = kit.pool(
-        pool_size=2, pool_recycle=10, recycle_jitter=0, clock=clock, releaser=releaser
-    )
+    pool = kit.pool(pool_size=2, pool_recycle=10, recycle_jitter=0, clock=clock, releaser=releaser)
     old = await kit.acquire(pool)
     held = await kit.acquire(pool)
     await kit.release(pool, old)
@@ -197,3 +195,155 @@ def test_a_double_release_racing_itself_is_refused_once() -> None:
     pool.release(resource)
     with pytest.raises(PoolError, match="not leased"):
         pool._end_lease(slot, slot.serial, False, True)  # the second of two racing releases
+
+
+# -- what mutation testing asked for: leases driven by hand, loops taken over ------------
+
+
+def test_the_timeout_default_reads_as_the_pools_acquire_timeout() -> None:
+    import inspect
+
+    from escudeiro_pools._protocol import CREATE, EXPIRED
+
+    assert "= <the pool's acquire_timeout>" in str(inspect.signature(AsyncPool.acquire))
+    assert "= <the pool's acquire_timeout>" in str(inspect.signature(ThreadPool.acquire))
+    assert (repr(CREATE), repr(EXPIRED)) == ("CREATE", "EXPIRED")
+
+
+@pytest.mark.parametrize("flavour", ["async", "thread"])
+def test_lease_presents_itself_to_fastapi_as_an_async_generator(flavour: str) -> None:
+    import inspect
+
+    ledger = Ledger()
+    pool = (AsyncKit if flavour == "async" else ThreadKit)(ledger).pool()
+    twin = inspect.unwrap(pool.lease)
+    assert inspect.isasyncgenfunction(twin)
+    assert twin.__name__ == "lease"
+    assert list(inspect.signature(pool.lease).parameters) == []
+
+
+async def test_athrow_builds_the_error_from_a_class_a_value_and_a_traceback(ledger: Ledger) -> None:
+    pool = AsyncKit(ledger).pool(pool_size=1)
+    try:
+        raise KeyError("here")
+    except KeyError as exc:
+        trace = exc.__traceback__
+    lease = pool.lease()
+    await lease.__anext__()
+    with pytest.raises(ValueError) as caught:
+        await lease.athrow(ValueError, "boom", trace)
+    assert str(caught.value) == "boom"
+    assert caught.value.__traceback__ is not None
+    assert caught.value.__traceback__.tb_frame is trace.tb_frame  # type: ignore[union-attr]
+    lease = pool.lease()
+    await lease.__anext__()
+    with pytest.raises(ValueError) as bare:
+        await lease.athrow(ValueError)
+    assert str(bare.value) == ""
+    instance = ValueError("as is")
+    lease = pool.lease()
+    await lease.__anext__()
+    with pytest.raises(ValueError) as given:
+        await lease.athrow(ValueError, instance)
+    assert given.value is instance
+    assert pool.stats().idle == 1  # an ordinary error: the resource went back
+
+
+@pytest.mark.parametrize("flavour", ["async", "thread"])
+@pytest.mark.parametrize("interrupt", [asyncio.CancelledError, KeyboardInterrupt])
+async def test_athrow_of_an_interrupt_discards_the_resource(
+    flavour: str, interrupt: type[BaseException], ledger: Ledger
+) -> None:
+    pool = (AsyncKit if flavour == "async" else ThreadKit)(ledger).pool(pool_size=1)
+    lease = pool.lease()
+    resource = await lease.__anext__()
+    with pytest.raises(interrupt):
+        await lease.athrow(interrupt)
+    await AsyncKit(ledger).settle(pool)
+    assert resource.released == 1
+    assert pool.stats().discarded == 1
+
+
+async def test_an_async_lease_can_be_made_directly(ledger: Ledger) -> None:
+    from escudeiro_pools import AsyncLease
+
+    pool = AsyncKit(ledger).pool(pool_size=1)
+    async with AsyncLease(pool) as resource:
+        assert pool.stats().in_use == 1
+    assert pool.stats().idle == 1
+    assert isinstance(resource, Resource)
+
+
+async def test_a_thread_lease_left_by_async_with_cannot_be_entered_again(ledger: Ledger) -> None:
+    pool = ThreadKit(ledger).pool(pool_size=1)
+    lease = pool.lease()
+    async with lease:
+        pass
+    with pytest.raises(PoolError, match="entered once"):
+        await lease.__aenter__()
+    with pytest.raises(PoolError, match="entered once"):
+        lease.__enter__()
+
+
+def test_a_pool_taken_over_by_a_new_loop_forgets_the_old_one_whole(ledger: Ledger) -> None:
+    pool = AsyncKit(ledger).pool(pool_size=4)
+    leases: list[Any] = []
+
+    async def first_loop() -> None:
+        await pool.prefill(3)
+        lease = pool.lease()
+        await lease.__aenter__()  # still open when this loop ends
+        leases.append(lease)
+        held = await pool.acquire()
+        leases.append(held)
+
+    asyncio.run(first_loop())
+    before = pool.stats()
+    assert (before.size, before.in_use, before.idle) == (3, 2, 1)
+
+    async def second_loop() -> None:
+        fresh = await pool.acquire()  # takes the pool over: the old resources are abandoned
+        stats = pool.stats()
+        assert (stats.size, stats.in_use, stats.idle, stats.waiting) == (1, 1, 0, 0)
+        assert (stats.creating, stats.releasing, stats.checking) == (0, 0, 0)
+        assert stats.abandoned == 3
+        assert stats.acquired == before.acquired + 1
+        await leases[0].__aexit__(None, None, None)  # an old lease: inert
+        with pytest.raises(PoolError, match="not acquired from this pool"):
+            await pool.release(leases[1])
+        await pool.release(fresh)
+        again = pool.stats()
+        assert (again.in_use, again.idle, again.released) == (0, 1, before.released + 1)
+        await pool.close()
+
+    asyncio.run(second_loop())
+    assert not any(r.released for r in ledger.made[:3])  # never touched from another loop
+
+
+def test_a_pool_failing_fast_when_its_loop_ends_probes_again_in_the_next(ledger: Ledger) -> None:
+    pool = AsyncKit(ledger).pool(pool_size=2, fail_fast_after=1, retry_backoff=(0.01, 0.02))
+    ledger.factory_delay = 0.05
+
+    async def first_loop() -> None:
+        ledger.factory_failures = 1
+        with pytest.raises(ConnectionError):
+            await pool.acquire()
+        assert not pool.stats().available
+        await asyncio.sleep(0.02)  # a probe is in flight when this loop ends
+
+    asyncio.run(first_loop())
+
+    async def second_loop() -> None:
+        for _ in range(500):
+            try:
+                resource = await pool.acquire()
+                break
+            except PoolUnavailable:
+                await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the pool never probed again")
+        assert pool.stats().available
+        await pool.release(resource)
+        await pool.close()
+
+    asyncio.run(second_loop())
