@@ -62,6 +62,8 @@ docs-serve: $(STAMP)
 # About half an hour on 2 cores; `mutmut results` lists the survivors.
 MUTATE_SCOPE ?= \
 	'escudeiro_pools._core.*' \
+	'escudeiro_pools._lifetimes.*' \
+	'escudeiro_pools._introspection.*' \
 	'escudeiro_pools._breaker.*' \
 	'escudeiro_pools._lease.*' \
 	'escudeiro_pools._async_pool.*AsyncPoolǁacquire__*' \
