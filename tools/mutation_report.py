@@ -47,7 +47,9 @@ def main(patterns: list[str]) -> int:
     for name in survivors:
         print(f"survived: {name}")
     score = killed / considered if considered else 0.0
-    print(f"score: killed {killed} / (total {len(statuses)} - equivalent - unchecked) = {score:.1%}")
+    print(
+        f"score: killed {killed} / (total {len(statuses)} - equivalent - unchecked) = {score:.1%}"
+    )
     return 0
 
 
