@@ -6,15 +6,10 @@ from collections.abc import Iterator
 import pytest
 
 from examples import serving
-from examples.embedded_pg import database_url
 from tests.conftest import event_loops
 
-
-@pytest.fixture(scope="session")
-def dsn() -> Iterator[str]:
-    """A real PostgreSQL: ``DATABASE_URL`` or an embedded server for the session."""
-    with database_url() as url:
-        yield url
+# ``dsn``, the session's PostgreSQL, is in the repository's conftest.py: the
+# documentation's examples use the same server.
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
