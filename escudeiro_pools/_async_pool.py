@@ -906,6 +906,10 @@ class AsyncPool(PoolCore[T, _Waiter]):
         self._start_maintainer(binding)
         return binding
 
+    def _keepalive(self) -> object:  # pragma: no cover - runs in the child
+        # The parent's loop too: finalising it would close the coroutines on it.
+        return (super()._keepalive(), self._binding)
+
     def _after_fork(self) -> None:  # pragma: no cover - runs in the child (tests/test_fork.py)
         self._forget()
         self._binding = None

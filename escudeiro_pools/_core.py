@@ -461,6 +461,11 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
             self._retire(slot)
             return slot
         if self._has_reset:
+            if self._alive is not None and not self._is_alive(slot):
+                # Dead already (a lost connection): no reset to fail noisily.
+                self._check_failures += 1
+                self._retire(slot)
+                return slot
             slot.state = RESETTING
             self._resetting += 1
             return None
@@ -718,13 +723,24 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
     def _after_fork(self) -> None:  # pragma: no cover - overridden by both pools
         self._forget()
 
+    def _keepalive(self) -> object:  # pragma: no cover - runs in the child
+        """What must never be finalised in a forked child: every live slot."""
+        return list(self._slots.values())
+
 
 _live_pools: weakref.WeakSet[PoolCore[Any, Any]] = weakref.WeakSet()
 
 
+#: What a forked child inherited from its pools: kept referenced, never finalised.
+_inherited: list[object] = []
+
+
 def _after_fork_in_child() -> None:  # pragma: no cover - runs in the child (tests/test_fork.py)
-    # The child shares the parent's sockets: it must never use or release them.
+    # The child shares the parent's sockets: it must never use or release them,
+    # not even through a finaliser (asyncpg's would send Terminate on the
+    # parent's connection), so the child keeps them, and their loop, alive.
     for pool in list(_live_pools):
+        _inherited.append(pool._keepalive())
         pool._after_fork()
 
 

@@ -675,3 +675,16 @@ async def test_setup_runs_at_every_checkout_and_its_error_reaches_the_caller(
     second = await kit.acquire(pool, timeout=1)  # its capacity was freed
     assert second is not first
     await kit.release(pool, second)
+
+
+async def test_a_resource_dead_on_return_is_not_reset_but_released(kit: Kit) -> None:
+    resets: list[Resource] = []
+    pool = kit.pool(pool_size=1, alive=lambda r: not r.broken, reset=resets.append)
+    resource = await kit.acquire(pool)
+    resource.broken = True  # its connection died during the lease
+    await kit.release(pool, resource)
+    await kit.settle(pool)
+    assert resets == []
+    assert resource.released == 1
+    stats = kit.stats(pool)
+    assert (stats.check_failures, stats.reset_errors, stats.size) == (1, 0, 0)

@@ -130,15 +130,7 @@ def test_each_worker_forgets_the_masters_connection_and_opens_its_own(run: Run) 
     "run",
     [
         "closed",
-        pytest.param(
-            "open",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a worker's garbage collector finalizes the asyncpg connection its "
-                "pool forgot at the fork; the master's loop being open, Connection.__del__ "
-                "terminates it, sending Terminate on the socket the master shares",
-            ),
-        ),
+        "open",
     ],
     indirect=True,
 )
