@@ -263,7 +263,7 @@ class ThreadLease(_Lease[T]):
             return
         self._slot = SPENT
         pool = self._pool
-        broken = _broken(exc_type, pool._discard_on)
+        broken = exc_type is not None and _broken(exc_type, pool._discard_on)
         if not broken and pool._plain_return:
             with pool._lock:
                 if slot.state != LEASED or slot.serial != self._serial:
