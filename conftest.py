@@ -19,7 +19,7 @@ from sybil.typing import Parser
 from examples.embedded_pg import database_url
 
 #: The pages whose blocks talk to PostgreSQL.
-NEEDS_POSTGRES = ["docs/asyncpg.md", "docs/fastapi.md", "docs/operations.md"]
+NEEDS_POSTGRES = ["docs/asyncpg.md", "docs/fastapi.md"]
 #: Every page whose Python blocks run (tests/test_docs.py checks none is missed).
 DOCUMENTED = ["README.md", "docs/*.md"]
 
