@@ -276,9 +276,12 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
             )
         return WAIT
 
-    def _claim(self, slot: Slot[T]) -> Slot[T]:
-        """Judge an idle slot taken by a caller: lend it, have it checked, or retire it."""
-        reason = self._verdict(slot, alive=True)
+    def _claim(self, slot: Slot[T], *, alive: bool = True) -> Slot[T]:
+        """Judge an unleased slot for a caller: lend it, have it checked, or retire it.
+
+        ``alive``: run the ``alive`` test too (not on a slot it just passed).
+        """
+        reason = self._verdict(slot, alive=alive)
         if reason is None or reason == "setup":
             self._lend(slot)
         elif reason == "check":
@@ -525,17 +528,8 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
             self._in_use += 1
             if self._tracking:
                 slot.leased_at = self._clock()
-        else:
-            reason = self._verdict(slot, alive=False)
-            if reason is None or reason == "setup":
-                self._lend(slot)
-            elif reason == "check":
-                slot.state = CHECKING
-                self._checking += 1
-            else:
-                self._count_stale(reason)
-                self._retire(slot)
-                return slot
+        elif self._claim(slot, alive=False).state == GONE:
+            return slot
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()[0]

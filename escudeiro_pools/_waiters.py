@@ -21,15 +21,13 @@ if TYPE_CHECKING:
 __all__ = ["LoopWaiter", "ThreadWaiter"]
 
 
-class ThreadWaiter:
-    """A thread blocked in ``acquire``; ``signal`` is released when it is granted."""
+class _Waiter:
+    """What both kinds share: the pool, the grant once given, and when it began."""
 
-    __slots__ = ("grant", "left", "pool", "signal", "started")
+    __slots__ = ("grant", "left", "pool", "started")
 
     def __init__(self, pool: PoolCore[Any, Any]) -> None:
         self.pool = pool
-        self.signal = threading.Lock()
-        self.signal.acquire()
         self.grant: Any = None
         self.left = False
         self.started = time.monotonic()
@@ -37,8 +35,8 @@ class ThreadWaiter:
     def done(self) -> bool:
         return self.left or self.grant is not None
 
-    def set_result(self, grant: Any) -> bool:
-        # Under the pool's lock: the woken thread need not take it to account its wait.
+    def _granted(self, grant: Any) -> None:
+        # Under the pool's lock: the woken caller need not take it to account its wait.
         pool = self.pool
         waited = time.monotonic() - self.started
         pool._waits += 1
@@ -46,25 +44,33 @@ class ThreadWaiter:
         if waited > pool._wait_time_max:
             pool._wait_time_max = waited
         self.grant = grant
+
+
+class ThreadWaiter(_Waiter):
+    """A thread blocked in ``acquire``; ``signal`` is released when it is granted."""
+
+    __slots__ = ("signal",)
+
+    def __init__(self, pool: PoolCore[Any, Any]) -> None:
+        super().__init__(pool)
+        self.signal = threading.Lock()
+        self.signal.acquire()
+
+    def set_result(self, grant: Any) -> bool:
+        self._granted(grant)
         self.signal.release()
         return True
 
 
-class LoopWaiter:
+class LoopWaiter(_Waiter):
     """An asyncio task waiting for a ``ThreadPool`` grant on its own loop."""
 
-    __slots__ = ("future", "grant", "left", "loop", "pool", "started")
+    __slots__ = ("future", "loop")
 
     def __init__(self, pool: PoolCore[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
-        self.pool = pool
+        super().__init__(pool)
         self.loop = loop
         self.future: asyncio.Future[Any] = loop.create_future()
-        self.grant: Any = None
-        self.left = False
-        self.started = time.monotonic()
-
-    def done(self) -> bool:
-        return self.left or self.grant is not None
 
     def set_result(self, grant: Any) -> bool:
         try:
@@ -72,8 +78,7 @@ class LoopWaiter:
         except RuntimeError:  # its loop is closed: nobody will ever take the grant
             self.left = True
             return False
-        self.pool._note_wait(time.monotonic() - self.started)
-        self.grant = grant
+        self._granted(grant)
         return True
 
     def _wake(self, grant: Any) -> None:
