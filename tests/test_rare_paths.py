@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from escudeiro_pools import AsyncPool, PoolClosed, PoolError, PoolTimeout, PoolUnavailable, ThreadPool
+from escudeiro_pools import (
+    AsyncPool,
+    PoolClosed,
+    PoolError,
+    PoolTimeout,
+    PoolUnavailable,
+    ThreadPool,
+)
 from tests.kit import AsyncKit, FakeClock, Kit, Ledger, Resource, ThreadKit
 
 
