@@ -8,11 +8,13 @@ STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; ls escudeiro_pools inte
 
 .PHONY: demo test test-only lint bench mutate package docs docs-serve clean
 
+# A changed pyproject.toml or module list reinstalls into the same venv (one in
+# use elsewhere keeps working); the venv is made only when it is missing.
 $(STAMP):
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
 	$(BIN)/python -m pip install --quiet -e . --group test --group lint --group demo
+	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -11,7 +11,7 @@ import logging
 import random
 import re
 
-__all__ = ["Breaker", "describe_error"]
+__all__ = ["Breaker", "describe_error", "times_in_a_row"]
 
 logger = logging.getLogger("escudeiro_pools")
 
@@ -19,6 +19,10 @@ _URL_PASSWORD = re.compile(r"(://[^\s:/@]*:)[^\s@]*@")
 _KEY_PASSWORD = re.compile(
     r"""((?:ssl)?password\s*[=:]\s*)('[^']*'|"[^"]*"|[^\s&;,'")]+)""", re.IGNORECASE
 )
+
+
+def times_in_a_row(failures: int) -> str:
+    return "once" if failures == 1 else f"{failures} times in a row"
 
 
 def describe_error(error: BaseException) -> str:
@@ -66,10 +70,10 @@ class Breaker:
         if not self.is_open and self.threshold is not None and self.failures >= self.threshold:
             self.is_open = True
             logger.warning(
-                "pool %r: the factory failed %d times in a row (%s); refusing callers that "
-                "would create until a retry succeeds",
+                "pool %r: the factory failed %s (%s); refusing callers that would create "
+                "until a retry succeeds",
                 self._name,
-                self.failures,
+                times_in_a_row(self.failures),
                 describe_error(error),
             )
 

@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
+from escudeiro_pools._breaker import times_in_a_row
 from escudeiro_pools._errors import PoolClosed, PoolTimeout, PoolUnavailable
 from escudeiro_pools._slot import LEASED, Slot
 from escudeiro_pools._stats import LeaseInfo, PoolStats
@@ -154,7 +155,7 @@ class Introspection(Generic[T]):
         breaker = self._breaker
         retry_after = breaker.retry_after(self._clock())
         error = PoolUnavailable(
-            f"pool {self._name!r}: the factory failed {breaker.failures} times in a row "
+            f"pool {self._name!r}: the factory failed {times_in_a_row(breaker.failures)} "
             f"(last: {breaker.last_error()}); refusing to create until a retry succeeds, "
             f"next retry in {retry_after:.2f} s",
             retry_after,

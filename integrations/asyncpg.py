@@ -60,10 +60,6 @@ class ConnectTimeout(ConnectFailed, TimeoutError):
     """Connecting to the database took longer than asyncpg's ``timeout``."""
 
 
-#: Raised inside a lease, these mean the connection is gone or unusable (the
-#: server shut down, the socket broke, the driver lost track): it is
-#: discarded, not returned. A query cancelled by ``command_timeout``, a SQL
-#: error or an unrelated ``OSError`` leave a usable connection.
 CONNECTION_LOST: Final[tuple[type[Exception], ...]] = (
     ConnectionError,
     asyncpg.PostgresConnectionError,
@@ -72,13 +68,11 @@ CONNECTION_LOST: Final[tuple[type[Exception], ...]] = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.InternalClientError,
 )
+"""Raised inside a lease, these mean the connection is gone or unusable (the
+server shut down, the socket broke, the driver lost track): it is discarded,
+not returned. A query cancelled by ``command_timeout``, a SQL error or an
+unrelated ``OSError`` leave a usable connection."""
 
-#: These mean the database cannot be reached now: a connect failure (refused,
-#: unknown host, connect timeout, ``ConnectFailed``), the server shutting down
-#: or out of connections, a connection lost mid-query (after a server shutdown
-#: a connection can look open while its protocol is broken: the driver then
-#: raises ``InternalClientError``), or the pool refusing to create while the
-#: database is away (``PoolUnavailable``). Answer 503: a retry can succeed.
 DATABASE_UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
     ConnectionError,
     socket.gaierror,
@@ -90,6 +84,15 @@ DATABASE_UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
     asyncpg.exceptions.InternalClientError,
     PoolUnavailable,
 )
+"""These mean the database cannot be reached now: a connect failure (refused,
+unknown host, connect timeout, ``ConnectFailed``), the server shutting down or
+out of connections, a connection lost mid-query (after a server shutdown a
+connection can look open while its protocol is broken: the driver then raises
+``InternalClientError``), or the pool refusing to create while the database is
+away (``PoolUnavailable``). Answer 503: a retry can succeed. asyncpg's
+``InterfaceError`` is not here: it also means a misused connection; when a
+connection died inside ``async with conn.transaction()``, the real error is
+its ``__context__``."""
 
 _URI = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<netloc>[^/?#]*)(?P<rest>.*)$", re.S)
 _QUERY_SECRET = re.compile(r"(?<=[?&])((?:ssl)?password=)[^&#]*", re.IGNORECASE)
