@@ -211,6 +211,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
         self._releaser_timeout = options.releaser_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._binding: _Binding | None = None
+        self._dead_bindings: list[_Binding] = []
 
     # -- acquire ------------------------------------------------------------
 
@@ -306,8 +307,9 @@ class AsyncPool(PoolCore[T, _Waiter]):
             try:
                 grant = await waiter
             except BaseException:
-                self._note_wait(binding.time() - started)
-                self._leave_queue(waiter)
+                if self._on_loop(binding):
+                    self._note_wait(binding.time() - started)
+                    self._leave_queue(waiter)
                 raise
             waited = binding.time() - started
             self._waits += 1
@@ -376,6 +378,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
 
     async def _create(self) -> Slot[T]:
         """Run the factory under a reservation made by the caller; the slot is not placed."""
+        binding = self._binding
         began = self._clock() if self._observers else 0.0
         try:
             made = self._factory()
@@ -386,7 +389,8 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 )
             resource = await made
         except BaseException as exc:
-            self._unreserve(exc)
+            if self._on_loop(binding):
+                self._unreserve(exc)
             raise
         slot = self._register(resource)
         if self._observers:
@@ -398,12 +402,14 @@ class AsyncPool(PoolCore[T, _Waiter]):
     async def _check_within(
         self, slot: Slot[T], deadline: float | None, timeout: float | None
     ) -> Slot[T]:
+        binding = self._binding
         try:
             async with asyncio.timeout_at(deadline) as scope:
                 ok = await self._run_check(slot)
         except BaseException as exc:
             # Interrupted mid-check: its state is unknown, so it is not pooled again.
-            self._spawn_release(self._checked(slot, False))
+            if self._on_loop(binding):
+                self._spawn_release(self._checked(slot, False))
             if isinstance(exc, TimeoutError) and scope.expired():
                 raise self._timeout_error(timeout, "checking") from None
             raise
@@ -414,15 +420,17 @@ class AsyncPool(PoolCore[T, _Waiter]):
     ) -> None:
         """Run ``setup`` on a slot lent to this caller; on any failure it is released."""
         assert self._setup is not None
+        binding = self._binding
         try:
             async with asyncio.timeout_at(deadline) as scope:
                 pending = self._setup(slot.resource)
                 if inspect.isawaitable(pending):
                     await pending
         except BaseException as exc:
-            stale = self._take_back(slot, broken=True)
-            assert stale is not None
-            self._spawn_release(stale)
+            if self._on_loop(binding):
+                stale = self._take_back(slot, broken=True)
+                assert stale is not None
+                self._spawn_release(stale)
             if isinstance(exc, TimeoutError) and scope.expired():
                 raise self._timeout_error(timeout, "setting up") from None
             raise
@@ -443,14 +451,15 @@ class AsyncPool(PoolCore[T, _Waiter]):
     ) -> None:
         """Release a stale ``slot`` and keep its capacity to create in its place."""
         claim = _Claim()
+        binding = self._binding
         task = self._spawn_release(slot, claim)
         try:
             async with asyncio.timeout_at(deadline) as scope:
                 await asyncio.shield(task)
         except BaseException as exc:
             claim.wanted = False
-            if claim.granted:  # the releaser finished just now: pass the capacity on
-                self._unreserve()
+            if claim.granted and self._on_loop(binding):  # the releaser finished just now
+                self._unreserve()  # pass the capacity on
             if isinstance(exc, TimeoutError) and scope.expired():
                 raise self._timeout_error(timeout, "releasing a stale resource") from None
             raise
@@ -504,6 +513,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
     async def _run_reset(self, slot: Slot[T]) -> bool:
         """Run ``reset``; False if it failed (logged)."""
         assert self._reset is not None
+        binding = self._binding
         try:
             pending = self._reset(slot.resource)
             if inspect.isawaitable(pending):
@@ -516,9 +526,10 @@ class AsyncPool(PoolCore[T, _Waiter]):
             return False
         except BaseException:
             # Cancelled mid-reset: the resource's state is unknown, so it is released.
-            stale = self._reset_done(slot, None)
-            assert stale is not None
-            self._spawn_release(stale)
+            if self._on_loop(binding):
+                stale = self._reset_done(slot, None)
+                assert stale is not None
+                self._spawn_release(stale)
             raise
         return True
 
@@ -560,6 +571,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
     async def _run_releaser(
         self, resource: T, claim: _Claim | None, report: bool
     ) -> BaseException | None:
+        binding = self._binding
         try:
             async with asyncio.timeout(self._releaser_timeout):
                 done = self._releaser(resource)
@@ -583,7 +595,9 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 logger.warning("pool %r: releasing a resource failed", self._name, exc_info=exc)
             return error
         finally:
-            if claim is None:
+            if not self._on_loop(binding):
+                pass
+            elif claim is None:
                 self._release_done()
             else:
                 claim.granted = self._replace(claim.wanted)
@@ -647,6 +661,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
 
     async def _create_placed(self, started: list[bool], prefill: bool) -> None:
         started[0] = True
+        binding = self._binding
         try:
             try:
                 async with asyncio.timeout(self._acquire_timeout) as scope:
@@ -663,7 +678,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 self._log_maintenance_failure()
             raise
         finally:
-            if prefill:
+            if prefill and self._on_loop(binding):
                 self._prefilling -= 1
         stale = self._place(slot)
         if stale is not None:
@@ -885,6 +900,15 @@ class AsyncPool(PoolCore[T, _Waiter]):
             slot.leak_timer.cancel()
             slot.leak_timer = None
 
+    def _on_loop(self, binding: _Binding | None) -> bool:
+        """Whether the pool still runs on the loop a coroutine began on.
+
+        If not, that loop is gone and the pool forgot what was in flight there:
+        the coroutine's cleanup (or its closing, when a dead loop's task is
+        collected) must leave the pool's state alone.
+        """
+        return binding is self._binding
+
     def _bind_loop(self) -> _Binding:
         loop = _get_running_loop()
         binding = self._binding
@@ -900,6 +924,11 @@ class AsyncPool(PoolCore[T, _Waiter]):
                     )
                 # That loop is gone: its resources cannot be touched any more.
                 self._forget()
+                if binding.tasks or binding.maintainer is not None:
+                    # Its unfinished tasks stay referenced: collected, their
+                    # coroutines would run this pool's cleanup against the
+                    # state it has just forgotten.
+                    self._dead_bindings.append(binding)
             binding.abandon()
         self._binding = binding = _Binding(loop, self)
         self._loop = loop

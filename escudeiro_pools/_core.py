@@ -700,11 +700,13 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
     def _forget(self) -> None:
         """Drop every resource without touching it (its loop or process is gone).
 
-        Leases still open on them become inert: their exit changes nothing.
+        Leases still open on them become inert: their exit changes nothing. A
+        creation still in flight made nothing the pool counted, so it is not
+        counted abandoned either.
         """
         for slot in self._slots.values():
             slot.state = GONE
-        self._abandoned += len(self._slots) + self._creating + self._releasing
+        self._abandoned += len(self._slots) + self._releasing
         self._lost_leases += self._in_use
         self._slots.clear()
         self._idle.clear()
@@ -712,7 +714,6 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
         self._creating = self._releasing = self._checking = self._resetting = 0
         self._in_use = self._waiting = self._prefilling = 0
         self._breaker.probing = False
-        self._generation += 1
 
     def _after_fork(self) -> None:  # pragma: no cover - overridden by both pools
         self._forget()

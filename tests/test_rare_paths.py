@@ -354,3 +354,51 @@ def test_a_pool_failing_fast_when_its_loop_ends_probes_again_in_the_next(ledger:
         await pool.close()
 
     asyncio.run(second_loop())
+
+
+def test_takeovers_count_everything_each_one_abandons(ledger: Ledger) -> None:
+    """A loop closed with work in flight: the next loop's takeover counts the
+    leased and releasing resources abandoned (an unfinished creation made none),
+    and the dead loop's tasks never touch the pool again."""
+    import gc
+
+    kit = AsyncKit(ledger)
+    pool = kit.pool(pool_size=4, releaser_timeout=None)
+    first = asyncio.new_event_loop()
+
+    async def busy() -> None:
+        await pool.prefill(2)
+        doomed = await pool.acquire()
+        ledger.releaser_delay = 10
+        held = await pool.acquire()
+        assert held is not None
+        ledger.factory_delay = 10
+        asyncio.get_running_loop().create_task(pool.acquire())  # stays in the factory
+        releasing = asyncio.get_running_loop().create_task(pool.discard(doomed))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not releasing.done()
+
+    first.run_until_complete(busy())
+    stats = pool.stats()
+    assert (stats.size, stats.in_use, stats.creating, stats.releasing) == (3, 1, 1, 1)
+    first.close()  # without letting its tasks finish
+    ledger.factory_delay = ledger.releaser_delay = 0
+
+    async def take_over(expected_abandoned: int) -> None:
+        resource = await pool.acquire()
+        gc.collect()  # the dead loop's tasks must not run their cleanup now
+        stats = pool.stats()
+        assert stats.abandoned == expected_abandoned
+        assert (stats.size, stats.in_use, stats.creating, stats.releasing) == (1, 1, 0, 0)
+
+        lease = pool.lease()
+        await lease.__aenter__()  # left open when this loop ends
+        del resource
+
+    asyncio.run(take_over(2))
+    asyncio.run(take_over(2 + 2))
+    final = pool.stats()
+    assert (final.abandoned, final.destroyed, final.size, final.creating) == (4, 0, 2, 0)
+    assert final.created == final.destroyed + final.abandoned + final.size - final.creating
+    assert final.acquired == final.released + final.in_use + 1 + 2  # leases lost with loops
