@@ -718,9 +718,13 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
     def _after_fork(self) -> None:  # pragma: no cover - overridden by both pools
         self._forget()
 
+    # pragma: no mutate start
+    # Runs only in a forked child, out of mutation testing's reach (tests/test_fork.py).
     def _keepalive(self) -> object:  # pragma: no cover - runs in the child
         """What must never be finalised in a forked child: every live slot."""
         return list(self._slots.values())
+
+    # pragma: no mutate end
 
 
 _live_pools: weakref.WeakSet[PoolCore[Any, Any]] = weakref.WeakSet()
@@ -730,6 +734,7 @@ _live_pools: weakref.WeakSet[PoolCore[Any, Any]] = weakref.WeakSet()
 _inherited: list[object] = []
 
 
+# pragma: no mutate start
 def _after_fork_in_child() -> None:  # pragma: no cover - runs in the child (tests/test_fork.py)
     # The child shares the parent's sockets: it must never use or release them,
     # not even through a finaliser (asyncpg's would send Terminate on the
@@ -739,5 +744,6 @@ def _after_fork_in_child() -> None:  # pragma: no cover - runs in the child (tes
         pool._after_fork()
 
 
+# pragma: no mutate end
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -36,6 +36,9 @@ _get_running_loop = asyncio.get_running_loop
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# pragma: no mutate start
+# Runs once, at import: mutation testing cannot switch it (tests/test_rare_paths.py
+# pins what it does).
 def presents_as_async_generator(method: F) -> F:
     """Let FastAPI see ``method`` as an async generator function with no parameters.
 
@@ -49,6 +52,9 @@ def presents_as_async_generator(method: F) -> F:
     twin.__name__ = twin.__qualname__ = method.__name__
     method.__wrapped__ = twin  # type: ignore[attr-defined]
     return method
+
+
+# pragma: no mutate end
 
 
 def _as_exception(

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from escudeiro_pools import AsyncPool, ThreadPool
+from escudeiro_pools import AsyncPool, PoolError, ThreadPool
 from tests.kit import AsyncKit, FakeClock, Ledger, Resource, ThreadKit
 
 Holding = Callable[[Any], Any]
@@ -127,3 +127,77 @@ async def _acquire_elsewhere(pool: Any) -> Resource:
         resource: Resource = await pool.acquire(timeout=5)
         return resource
     return await asyncio.to_thread(pool.acquire, 5)
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_every_path_counts_each_lend_and_return(path: str, ledger: Ledger) -> None:
+    pool = make_pool(path, ledger, pool_size=2)
+    for _ in range(3):
+        async with held_via(path, pool):
+            assert pool.stats().in_use == 1
+    stats = pool.stats()
+    assert (stats.acquired, stats.released, stats.in_use, stats.idle, stats.created) == (3, 3, 0, 1, 1)
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_every_path_passes_over_an_idle_resource_that_is_not_alive(
+    path: str, ledger: Ledger
+) -> None:
+    pool = make_pool(path, ledger, pool_size=2, alive=lambda resource: not resource.broken)
+    async with held_via(path, pool) as first:
+        pass
+    first.broken = True
+    async with held_via(path, pool) as second:
+        assert second is not first
+    await AsyncKit(ledger).settle(pool)
+    assert first.released == 1
+    assert pool.stats().check_failures == 1
+
+
+LEASE_PATHS = ["async lease", "thread lease", "thread async lease"]
+
+
+async def _enter(path: str, lease: Any) -> Resource:
+    if path == "thread lease":
+        resource: Resource = lease.__enter__()
+    else:
+        resource = await lease.__aenter__()
+    return resource
+
+
+async def _exit(path: str, lease: Any) -> None:
+    if path == "thread lease":
+        lease.__exit__(None, None, None)
+    else:
+        await lease.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize("path", LEASE_PATHS)
+async def test_a_lease_whose_resource_went_back_another_way_leaves_its_next_holder_alone(
+    path: str, ledger: Ledger
+) -> None:
+    pool = make_pool(path, ledger, pool_size=1)
+    first = pool.lease()
+    resource = await _enter(path, first)
+    if isinstance(pool, AsyncPool):
+        await pool.release(resource)
+    else:
+        pool.release(resource)
+    second = pool.lease()
+    assert await _enter(path, second) is resource  # lent again, from the idle fast path
+    await _exit(path, first)  # too late: the resource is the second lease's now
+    assert pool.stats().in_use == 1
+    await _exit(path, second)
+    assert (pool.stats().in_use, pool.stats().idle) == (0, 1)
+
+
+@pytest.mark.parametrize("path", LEASE_PATHS)
+async def test_every_lease_is_spent_once_it_exits(path: str, ledger: Ledger) -> None:
+    pool = make_pool(path, ledger, pool_size=1)
+    for _ in range(2):  # the first through the slow path, the second through the fast one
+        lease = pool.lease()
+        await _enter(path, lease)
+        await _exit(path, lease)
+        with pytest.raises(PoolError, match="entered once"):
+            await _enter(path, lease)
+    assert (pool.stats().acquired, pool.stats().in_use) == (2, 0)

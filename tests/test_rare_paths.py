@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
+from types import TracebackType
 from typing import Any
 
 import pytest
@@ -229,19 +231,30 @@ def test_lease_presents_itself_to_fastapi_as_an_async_generator(flavour: str) ->
     assert list(inspect.signature(pool.lease).parameters) == []
 
 
-async def test_athrow_builds_the_error_from_a_class_a_value_and_a_traceback(ledger: Ledger) -> None:
-    pool = AsyncKit(ledger).pool(pool_size=1)
+def _trace_from_elsewhere() -> TracebackType:
     try:
         raise KeyError("here")
     except KeyError as exc:
-        trace = exc.__traceback__
+        assert exc.__traceback__ is not None
+        return exc.__traceback__
+
+
+def _walk(trace: TracebackType | None) -> Iterator[TracebackType]:
+    while trace is not None:
+        yield trace
+        trace = trace.tb_next
+
+
+async def test_athrow_builds_the_error_from_a_class_a_value_and_a_traceback(ledger: Ledger) -> None:
+    pool = AsyncKit(ledger).pool(pool_size=1)
+    trace = _trace_from_elsewhere()
     lease = pool.lease()
     await lease.__anext__()
     with pytest.raises(ValueError) as caught:
         await lease.athrow(ValueError, "boom", trace)
     assert str(caught.value) == "boom"
-    assert caught.value.__traceback__ is not None
-    assert caught.value.__traceback__.tb_frame is trace.tb_frame  # type: ignore[union-attr]
+    frames = [entry.tb_frame for entry in _walk(caught.value.__traceback__)]
+    assert trace.tb_frame in frames
     lease = pool.lease()
     await lease.__anext__()
     with pytest.raises(ValueError) as bare:
@@ -402,3 +415,17 @@ def test_takeovers_count_everything_each_one_abandons(ledger: Ledger) -> None:
     assert (final.abandoned, final.destroyed, final.size, final.creating) == (4, 0, 2, 0)
     assert final.created == final.destroyed + final.abandoned + final.size - final.creating
     assert final.acquired == final.released + final.in_use + 1 + 2  # leases lost with loops
+
+
+def test_a_lease_in_a_new_loop_never_lends_the_last_loops_resource(ledger: Ledger) -> None:
+    pool = AsyncKit(ledger).pool(pool_size=2)
+
+    async def lease_once() -> tuple[Resource, int]:
+        async with pool.lease() as resource:
+            return resource, pool.stats().abandoned
+
+    old, abandoned = asyncio.run(lease_once())
+    assert abandoned == 0
+    new, abandoned = asyncio.run(lease_once())
+    assert new is not old
+    assert (abandoned, old.released) == (1, 0)
