@@ -530,14 +530,8 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
                 slot.leased_at = self._clock()
         elif self._claim(slot, alive=False).state == GONE:
             return slot
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()[0]
-            if waiter.done():
-                continue
-            self._waiting -= 1
-            if waiter.set_result(slot) is not False:
-                return None
+        if self._offer(slot):
+            return None
         # Nobody took it (every waiter had left): pool it.
         if slot.state == LEASED:
             slot.serial -= 1
