@@ -122,7 +122,7 @@ class Introspection(Generic[T]):
                 "pool %r: a resource has been leased for more than %g s; acquired at %s",
                 self._name,
                 self._leak_timeout,
-                slot.site or "<unknown>",
+                slot.site,
             )
 
     @property

@@ -5,6 +5,7 @@ Walks the stack only while lease tracking is on (``leak_timeout`` set).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from types import FrameType
@@ -43,6 +44,7 @@ def call_site() -> str:
     ``Depends(pool.lease)`` no frame of the user's own runs at checkout.
     """
     skipped = _skipped()
+    root = _task_root()
     frame: FrameType | None = sys._getframe(1)
     site = None
     depth = 0
@@ -57,8 +59,19 @@ def call_site() -> str:
         route = _route(frame) if has_request else None
         if route is not None:
             return route if site is None else f"{site}, serving {route}"
-        frame = frame.f_back
+        # Past a task's first coroutine lies the code running the event
+        # loop, which did not ask for the resource.
+        frame = None if frame is root else frame.f_back
     return site or "<unknown>"
+
+
+def _task_root() -> FrameType | None:
+    """The frame of the running task's own coroutine, or None outside a task."""
+    if asyncio._get_running_loop() is None:
+        return None
+    task = asyncio.current_task()
+    frame = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
+    return frame if isinstance(frame, FrameType) else None
 
 
 def _route(frame: FrameType) -> str | None:

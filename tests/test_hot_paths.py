@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from escudeiro_pools import AsyncPool, PoolError, ThreadPool
+from escudeiro_pools import AsyncPool, PoolError, PoolTimeout, ThreadPool
 from tests.kit import AsyncKit, FakeClock, Ledger, Resource, ThreadKit
 
 Holding = Callable[[Any], Any]
@@ -136,7 +136,13 @@ async def test_every_path_counts_each_lend_and_return(path: str, ledger: Ledger)
         async with held_via(path, pool):
             assert pool.stats().in_use == 1
     stats = pool.stats()
-    assert (stats.acquired, stats.released, stats.in_use, stats.idle, stats.created) == (3, 3, 0, 1, 1)
+    assert (stats.acquired, stats.released, stats.in_use, stats.idle, stats.created) == (
+        3,
+        3,
+        0,
+        1,
+        1,
+    )
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -201,3 +207,69 @@ async def test_every_lease_is_spent_once_it_exits(path: str, ledger: Ledger) -> 
         with pytest.raises(PoolError, match="entered once"):
             await _enter(path, lease)
     assert (pool.stats().acquired, pool.stats().in_use) == (2, 0)
+
+
+@pytest.mark.parametrize("path", LEASE_PATHS)
+async def test_every_lease_is_spent_once_its_enter_failed(path: str, ledger: Ledger) -> None:
+    pool = make_pool(path, ledger, pool_size=1, acquire_timeout=0.02)
+    async with held_via(path, pool):
+        lease = pool.lease()
+        with pytest.raises(PoolTimeout):
+            await _enter(path, lease)
+    with pytest.raises(PoolError, match="entered once"):
+        await _enter(path, lease)
+    assert (pool.stats().in_use, pool.stats().idle) == (0, 1)
+
+
+@pytest.mark.parametrize("path", LEASE_PATHS)
+async def test_every_lease_counts_leases_held_at_once(path: str, ledger: Ledger) -> None:
+    pool = make_pool(path, ledger, pool_size=3)
+    async with held_via(path, pool), held_via(path, pool), held_via(path, pool):
+        pass  # all three back: the next three come from the idle fast path
+    leases = [pool.lease() for _ in range(3)]
+    for count, lease in enumerate(leases, 1):
+        await _enter(path, lease)
+        assert pool.stats().in_use == count
+    for lease in leases:
+        await _exit(path, lease)
+    assert (pool.stats().in_use, pool.stats().idle, pool.stats().created) == (0, 3, 3)
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_every_path_recycles_at_exactly_pool_recycle(
+    path: str, ledger: Ledger, clock: FakeClock
+) -> None:
+    pool = make_pool(path, ledger, pool_size=1, pool_recycle=10, recycle_jitter=0, clock=clock)
+    async with held_via(path, pool) as first:
+        pass
+    clock.advance(9.5)
+    async with held_via(path, pool) as again:
+        assert again is first
+    clock.advance(0.5)  # exactly pool_recycle after it was made
+    async with held_via(path, pool) as fresh:
+        assert fresh is not first
+    await AsyncKit(ledger).settle(pool)
+    assert (first.released, pool.stats().recycled) == (1, 1)
+
+
+async def test_a_leak_report_names_the_pool_its_timeout_and_where_or_that_it_is_unknown(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = AsyncKit(ledger).pool(pool_size=2, leak_timeout=0.02, name="leaky")
+    with caplog.at_level("WARNING", "escudeiro_pools"):
+        here = await pool.acquire()
+        # Acquired by a bare task: no frame outside the pool and asyncio to name.
+        orphan = await asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0.15)
+    messages = sorted(r.getMessage() for r in caplog.records)
+    assert pool.stats().leaks == 2
+    prefix = "pool 'leaky': a resource has been leased for more than 0.02 s; acquired at "
+    assert [m[: len(prefix)] for m in messages] == [prefix, prefix]
+    sites = sorted(m[len(prefix) :] for m in messages)
+    assert sites[1] == "<unknown>"
+    assert sites[0].startswith(__file__ + ":")
+    assert sites[0].endswith(
+        " in test_a_leak_report_names_the_pool_its_timeout_and_where_or_that_it_is_unknown"
+    )
+    await pool.release(here)
+    await pool.release(orphan)
