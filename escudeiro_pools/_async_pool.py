@@ -882,7 +882,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
                     async with asyncio.timeout(delay):
                         await binding.nudge.wait()
         finally:
-            if binding.maintainer is asyncio.current_task():
+            if self._on_loop(binding) and binding.maintainer is asyncio.current_task():
                 binding.maintainer = None
 
     # -- lease tracking and loops ------------------------------------------------
@@ -903,11 +903,12 @@ class AsyncPool(PoolCore[T, _Waiter]):
     def _on_loop(self, binding: _Binding | None) -> bool:
         """Whether the pool still runs on the loop a coroutine began on.
 
-        If not, that loop is gone and the pool forgot what was in flight there:
-        the coroutine's cleanup (or its closing, when a dead loop's task is
-        collected) must leave the pool's state alone.
+        If not, that loop is closed or gone, and what was in flight there is
+        forgotten when the next loop takes the pool over: the coroutine's
+        cleanup (or its closing, when a dead loop's task is collected) must
+        leave the pool's state alone.
         """
-        return binding is self._binding
+        return binding is self._binding and (binding is None or not binding.loop.is_closed())
 
     def _bind_loop(self) -> _Binding:
         loop = _get_running_loop()

@@ -247,7 +247,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         stale = None
         with self._lock:
             grant = waiter.grant
-            if grant is None:
+            if grant is None and not waiter.left:  # still queued: leave the queue
                 waiter.left = True
                 self._note_wait(time.monotonic() - waiter.started)
                 self._abandon()
@@ -450,12 +450,12 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             )
             try:
                 grant = await work
-            except asyncio.CancelledError:
+            except BaseException:  # cancelled, or closed with a loop that is gone
                 with self._lock:
                     claim.wanted = False
                     stale = None if claim.slot is None else self._refused(claim.slot)
                 if stale is not None:
-                    loop.run_in_executor(None, self._release_all, [stale])
+                    self._release_aside(stale)
                 raise
         if self._tracking:
             with self._lock:
@@ -475,16 +475,17 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         with self._lock:
             grant = waiter.grant
             if grant is None:
-                waiter.left = True
-                self._note_wait(time.monotonic() - waiter.started)
-                self._abandon()
+                if not waiter.left:  # still queued (not refused by a closed loop): leave
+                    waiter.left = True
+                    self._note_wait(time.monotonic() - waiter.started)
+                    self._abandon()
                 if isinstance(left, TimeoutError):
                     raise self._timeout_error(timeout, "waiting") from None
             elif left is not None and not isinstance(left, TimeoutError):
                 stale = self._refused(grant)
         if left is not None and not isinstance(left, TimeoutError):
             if stale is not None:
-                asyncio.get_running_loop().run_in_executor(None, self._release_all, [stale])
+                self._release_aside(stale)
             raise left
         return self._granted(grant)
 
@@ -512,6 +513,17 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                 await self._in_thread(self._release_all, [stale])
             return
         await self._in_thread(self._end_lease, slot, serial, broken)
+
+    def _release_aside(self, slot: Slot[T]) -> None:
+        """Release ``slot`` off an asyncio caller's path, without waiting: in its
+        loop's executor, or in a thread of its own when no loop runs (a task
+        of a closed loop being collected)."""
+        try:
+            asyncio.get_running_loop().run_in_executor(None, self._release_all, [slot])
+        except RuntimeError:
+            threading.Thread(
+                target=self._release_all, args=([slot],), name=f"{self._name} releaser"
+            ).start()
 
     async def _in_thread(self, function: Callable[..., object], *args: Any) -> None:
         # Shielded: a cancelled caller does not interrupt the reset or releaser running there.

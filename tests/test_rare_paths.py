@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
@@ -340,7 +341,12 @@ def test_a_pool_taken_over_by_a_new_loop_forgets_the_old_one_whole(ledger: Ledge
     assert not any(r.released for r in ledger.made[:3])  # never touched from another loop
 
 
-def test_a_pool_failing_fast_when_its_loop_ends_probes_again_in_the_next(ledger: Ledger) -> None:
+@pytest.mark.parametrize("ending", ["asyncio.run", "closed mid-probe"])
+def test_a_pool_failing_fast_when_its_loop_ends_probes_again_in_the_next(
+    ledger: Ledger, ending: str
+) -> None:
+    """``asyncio.run`` cancels the probe as its loop ends; a loop merely closed
+    leaves it pending forever, and the takeover must not wait for it."""
     pool = AsyncKit(ledger).pool(pool_size=2, fail_fast_after=1, retry_backoff=(0.01, 0.02))
     ledger.factory_delay = 0.05
 
@@ -351,7 +357,12 @@ def test_a_pool_failing_fast_when_its_loop_ends_probes_again_in_the_next(ledger:
         assert not pool.stats().available
         await asyncio.sleep(0.02)  # a probe is in flight when this loop ends
 
-    asyncio.run(first_loop())
+    if ending == "asyncio.run":
+        asyncio.run(first_loop())
+    else:
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(first_loop())
+        loop.close()
 
     async def second_loop() -> None:
         for _ in range(500):
@@ -429,3 +440,86 @@ def test_a_lease_in_a_new_loop_never_lends_the_last_loops_resource(ledger: Ledge
     new, abandoned = asyncio.run(lease_once())
     assert new is not old
     assert (abandoned, old.released) == (1, 0)
+
+
+def test_tasks_of_a_closed_loop_collected_before_any_takeover_leave_the_pool_alone(
+    ledger: Ledger,
+) -> None:
+    """A loop closed with pool work pending (a creation, a releaser, the
+    maintainer, a waiter): when its tasks are collected, their cleanup must
+    neither raise nor touch the loop that is gone, and the pool serves the
+    next loop in full."""
+    import gc
+
+    kit = AsyncKit(ledger)
+    pool = kit.pool(pool_size=3, min_size=1, releaser_timeout=None)
+    loop = asyncio.new_event_loop()
+
+    async def busy() -> None:
+        await pool.prefill(1)
+        doomed = await pool.acquire()
+        await pool.acquire()
+        ledger.factory_delay = ledger.releaser_delay = 0.3
+        # Unreferenced on purpose: collected once their loop is closed.
+        asyncio.create_task(pool.acquire())  # noqa: RUF006 - creates
+        asyncio.create_task(pool.discard(doomed))  # noqa: RUF006 - releases
+        for _ in range(5):
+            await asyncio.sleep(0)
+        asyncio.create_task(pool.acquire())  # noqa: RUF006 - waits
+        for _ in range(5):
+            await asyncio.sleep(0)
+        stats = pool.stats()
+        assert (stats.creating, stats.releasing, stats.waiting) == (1, 1, 1)
+
+    loop.run_until_complete(busy())
+    loop.close()
+    gc.collect()
+    ledger.factory_delay = ledger.releaser_delay = 0
+
+    async def next_loop() -> None:
+        resources = [await pool.acquire(timeout=5) for _ in range(3)]
+        assert pool.stats().abandoned == 2  # the two leased in the loop that is gone
+        for resource in resources:
+            await pool.release(resource)
+        await pool.close()
+
+    asyncio.run(next_loop())
+
+
+def test_thread_pool_callers_whose_loop_closed_cost_nothing(ledger: Ledger) -> None:
+    """``async with thread_pool.lease()`` creating in a thread, or waiting, when
+    its loop closes: what each was to get goes back to the pool, and the
+    collected tasks' cleanup neither raises nor counts a wait twice."""
+    import gc
+
+    pool = ThreadKit(ledger).pool(pool_size=2)
+    held = pool.acquire()
+    loop = asyncio.new_event_loop()
+
+    async def lease() -> None:
+        async with pool.lease():
+            pass  # pragma: no cover - never reached: the loop closes first
+
+    async def start() -> None:
+        ledger.factory_delay = 0.2
+        # Unreferenced on purpose: collected once their loop is closed.
+        loop.create_task(lease())  # noqa: RUF006 - creates, in a thread
+        loop.create_task(lease())  # noqa: RUF006 - waits
+        while pool.stats().waiting == 0 or pool.stats().creating == 0:
+            await asyncio.sleep(0.001)
+
+    loop.run_until_complete(start())
+    loop.close()
+    pool.release(held)  # its grant cannot reach the closed loop: the resource is pooled
+    while pool.stats().creating:
+        time.sleep(0.01)
+    for _ in range(3):
+        gc.collect()
+        time.sleep(0.05)  # a resource refused by a collected task is pooled, or released aside
+    stats = pool.stats()
+    assert (stats.waiting, stats.in_use, stats.size) == (0, 0, stats.idle)
+    assert stats.idle == 2 - stats.destroyed
+    with pool.lease() as again, pool.lease() as other:
+        assert {again, other} >= {held}
+    assert pool.stats().waiting == 0
+    pool.close()
