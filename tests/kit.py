@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -133,6 +134,19 @@ class Kit:
             await asyncio.sleep(0.005)
 
 
+_executors: dict[int, ThreadPoolExecutor] = {}
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The threads the thread kit blocks in: one executor per process, since a
+    forked process (mutation testing's workers) has none of its parent's threads."""
+    pid = os.getpid()
+    executor = _executors.get(pid)
+    if executor is None:
+        executor = _executors[pid] = ThreadPoolExecutor(max_workers=64, thread_name_prefix="kit")
+    return executor
+
+
 class AsyncKit(Kit):
     flavour = "async"
 
@@ -186,11 +200,9 @@ class ThreadKit(Kit):
     flavour = "thread"
 
     # Enough threads that blocked acquirers never starve the returns.
-    executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="kit")
-
     async def _run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, partial(function, *args, **kwargs))
+        return await loop.run_in_executor(_executor(), partial(function, *args, **kwargs))
 
     def pool(self, **options: Any) -> ThreadPool[Resource]:
         ledger = self.ledger
