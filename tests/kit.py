@@ -339,3 +339,12 @@ async def enter(kit: Kit, lease: Any) -> Any:
     if kit.flavour == "async":
         return await lease.__aenter__()
     return await ThreadKit._run(kit, lease.__enter__)  # type: ignore[arg-type]
+
+
+async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Wait until `condition()` holds; fail after `seconds`."""
+    for _ in range(int(seconds / 0.005)):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not met in time")

@@ -18,6 +18,7 @@ from tests.kit import (
     as_factory,
     assert_gauges_add_up,
     enter,
+    eventually,
 )
 
 
@@ -623,7 +624,9 @@ async def test_an_infinite_timeout_waits_without_a_deadline(kit: Kit, forever: f
     pool = kit.pool(pool_size=1, acquire_timeout=forever)
     held = await kit.acquire(pool)
     waiter = asyncio.create_task(kit.acquire(pool, timeout=forever))
+    await eventually(lambda: kit.stats(pool).waiting == 1)  # queued first
     default = asyncio.create_task(kit.acquire(pool))
+    await eventually(lambda: kit.stats(pool).waiting == 2)
     await asyncio.sleep(0.05)
     assert not waiter.done() and not default.done()
     await kit.release(pool, held)

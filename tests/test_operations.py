@@ -6,22 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from escudeiro_pools import PoolBusy, PoolError, PoolTimeout, PoolUnavailable
-from tests.kit import FakeClock, Kit, Ledger, Resource, assert_gauges_add_up
-
-
-async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.005)):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition not met in time")
-
+from tests.kit import FakeClock, Kit, Ledger, Resource, assert_gauges_add_up, eventually
 
 # -- warm pools ------------------------------------------------------------------
 
