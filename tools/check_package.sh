@@ -15,8 +15,8 @@ rm -rf dist
     tail -n 40 "$work/build.log"; exit 1; }
 "$work/build-env/bin/python" -m twine check --strict dist/*
 
-sdist=$(ls dist/*.tar.gz)
-wheel=$(ls dist/*.whl)
+sdist=$(ls "$root"/dist/*.tar.gz)
+wheel=$(ls "$root"/dist/*.whl)
 version=$("$work/build-env/bin/python" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 echo "built $sdist and $wheel (version $version)"
 
