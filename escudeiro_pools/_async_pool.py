@@ -231,16 +231,16 @@ class AsyncPool(PoolCore[T, _Waiter]):
             PoolError: the pool is bound to another running event loop.
             Exception: whatever the factory raised creating a resource.
         """
-        slot = None
+        slot = verdict = None
         if self._idle and self._loop is _get_running_loop():
             # inline: slot = self._lend_idle()
-            slot = None
+            slot = verdict = None
             if self._idle:
                 slot = self._pop_idle()
                 if (
                     self._plain
                     or (self._recycle_only and self._clock() < slot.expires_at)
-                    or self._verdict(slot, alive=True) is None
+                    or (verdict := self._verdict(slot, alive=True)) is None
                 ):
                     slot.state = LEASED
                     slot.serial += 1
@@ -252,7 +252,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
                     slot = None
             # end inline
         if slot is None:
-            slot = await self._obtain(timeout)
+            slot = await self._obtain(timeout, verdict)
         return slot.resource
 
     @presents_as_async_generator
@@ -270,8 +270,11 @@ class AsyncPool(PoolCore[T, _Waiter]):
         lease._slot = None
         return lease
 
-    async def _obtain(self, timeout: float | _Default | None) -> Slot[T]:
-        """The slow path: whatever ``acquire`` could not do without awaiting."""
+    async def _obtain(
+        self, timeout: float | _Default | None, verdict: str | None = None
+    ) -> Slot[T]:
+        """The slow path: whatever ``acquire`` could not do without awaiting
+        (``verdict``: see ``_checkout``)."""
         binding = self._binding
         if binding is None or binding.loop is not _get_running_loop():
             binding = self._bind_loop()
@@ -286,7 +289,7 @@ class AsyncPool(PoolCore[T, _Waiter]):
             or len(self._slots) + self._creating + self._releasing < self._pool_size
             or self._max_waiting is not None
         ):
-            grant: Any = self._checkout()
+            grant: Any = self._checkout(verdict)
         else:
             grant = WAIT
         if grant is WAIT:

@@ -208,14 +208,15 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
     # pragma: no mutate start
 
     def _lend_idle(self) -> Slot[T] | None:  # pragma: no cover - runs as its inlined copies
-        """Lend the next idle slot as it is, or None: the caller takes the slow path."""
-        slot = None
+        """Lend the next idle slot as it is, or None: the caller takes the slow path
+        and passes on ``verdict``, why that slot was not lent (None: not judged)."""
+        slot = verdict = None
         if self._idle:
             slot = self._pop_idle()
             if (
                 self._plain
                 or (self._recycle_only and self._clock() < slot.expires_at)
-                or self._verdict(slot, alive=True) is None
+                or (verdict := self._verdict(slot, alive=True)) is None  # noqa: F841
             ):
                 slot.state = LEASED
                 slot.serial += 1
@@ -248,8 +249,11 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
 
     # -- checkout ---------------------------------------------------------------
 
-    def _checkout(self) -> Grant:
+    def _checkout(self, verdict: str | None = None) -> Grant:
         """What a caller that found nothing to lend at once does next.
+
+        ``verdict``: what ``_lend_idle`` just found of the next idle slot (with
+        no await and no unlocking since), so its ``alive`` test is not run twice.
 
         Returns a slot (``LEASED``: done; ``CHECKING``: run ``check`` then
         ``_checked``; ``GONE``: it was stale, release it and then
@@ -262,7 +266,7 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
         if self._closed:
             raise self._closed_error()
         if self._idle:
-            return self._claim(self._pop_idle())
+            return self._claim(self._pop_idle(), verdict)
         if len(self._slots) + self._creating + self._releasing < self._pool_size:
             if self._breaker.is_open:
                 raise self._unavailable_error()
@@ -276,12 +280,13 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
             )
         return WAIT
 
-    def _claim(self, slot: Slot[T], *, alive: bool = True) -> Slot[T]:
+    def _claim(self, slot: Slot[T], verdict: str | None = None, *, alive: bool = True) -> Slot[T]:
         """Judge an unleased slot for a caller: lend it, have it checked, or retire it.
 
+        ``verdict``: the slot was judged just now, with this outcome.
         ``alive``: run the ``alive`` test too (not on a slot it just passed).
         """
-        reason = self._verdict(slot, alive=alive)
+        reason = self._verdict(slot, alive=alive) if verdict is None else verdict
         if reason is None or reason == "setup":
             self._lend(slot)
         elif reason == "check":

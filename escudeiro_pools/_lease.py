@@ -149,16 +149,16 @@ class AsyncLease(_Lease[T]):
             raise _entered_twice()
         self._slot = SPENT
         pool = self._pool
-        slot = None
+        slot = verdict = None
         if pool._idle and pool._loop is _get_running_loop():
             # inline: slot = pool._lend_idle()
-            slot = None
+            slot = verdict = None
             if pool._idle:
                 slot = pool._pop_idle()
                 if (
                     pool._plain
                     or (pool._recycle_only and pool._clock() < slot.expires_at)
-                    or pool._verdict(slot, alive=True) is None
+                    or (verdict := pool._verdict(slot, alive=True)) is None
                 ):
                     slot.state = LEASED
                     slot.serial += 1
@@ -170,7 +170,7 @@ class AsyncLease(_Lease[T]):
                     slot = None
             # end inline
         if slot is None:
-            slot = await pool._obtain(DEFAULT)
+            slot = await pool._obtain(DEFAULT, verdict)
         self._slot = slot
         self._serial = slot.serial
         return slot.resource
@@ -233,13 +233,13 @@ class ThreadLease(_Lease[T]):
         pool = self._pool
         with pool._lock:
             # inline: slot = pool._lend_idle()
-            slot = None
+            slot = verdict = None
             if pool._idle:
                 slot = pool._pop_idle()
                 if (
                     pool._plain
                     or (pool._recycle_only and pool._clock() < slot.expires_at)
-                    or pool._verdict(slot, alive=True) is None
+                    or (verdict := pool._verdict(slot, alive=True)) is None
                 ):
                     slot.state = LEASED
                     slot.serial += 1
@@ -251,7 +251,7 @@ class ThreadLease(_Lease[T]):
                     slot = None
             # end inline
             if slot is None:
-                grant = pool._next_step()
+                grant = pool._next_step(verdict)
         if slot is None:
             slot = pool._finish(grant, DEFAULT)
         self._slot = slot

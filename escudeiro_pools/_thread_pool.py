@@ -163,13 +163,13 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             timeout = check_timeout("timeout", timeout)
         with self._lock:
             # inline: slot = self._lend_idle()
-            slot = None
+            slot = verdict = None
             if self._idle:
                 slot = self._pop_idle()
                 if (
                     self._plain
                     or (self._recycle_only and self._clock() < slot.expires_at)
-                    or self._verdict(slot, alive=True) is None
+                    or (verdict := self._verdict(slot, alive=True)) is None
                 ):
                     slot.state = LEASED
                     slot.serial += 1
@@ -181,7 +181,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
                     slot = None
             # end inline
             if slot is None:
-                grant = self._next_step()
+                grant = self._next_step(verdict)
         if slot is None:
             slot = self._finish(grant, timeout)
         return slot.resource
@@ -199,12 +199,12 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         """
         return ThreadLease(self)
 
-    def _next_step(self) -> Any:
+    def _next_step(self, verdict: str | None = None) -> Any:
         """Under the lock, when no idle slot could be lent at once: the caller's
-        grant (``_checkout``), or a ``ThreadWaiter`` it is queued as."""
+        grant (``_checkout``, given ``verdict``), or a ``ThreadWaiter`` it is queued as."""
         if self._maintainer is None and self._maintained:
             self._start_maintainer()
-        grant: Any = self._checkout()
+        grant: Any = self._checkout(verdict)
         if grant is WAIT:
             grant = ThreadWaiter(self)
             self._waiters.append((grant, None))
@@ -417,13 +417,13 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
         loop = asyncio.get_running_loop()
         with self._lock:
             # inline: slot = self._lend_idle()
-            slot = None
+            slot = verdict = None
             if self._idle:
                 slot = self._pop_idle()
                 if (
                     self._plain
                     or (self._recycle_only and self._clock() < slot.expires_at)
-                    or self._verdict(slot, alive=True) is None
+                    or (verdict := self._verdict(slot, alive=True)) is None
                 ):
                     slot.state = LEASED
                     slot.serial += 1
@@ -437,7 +437,7 @@ class ThreadPool(PoolCore[T, _Waiter], Generic[T]):
             if slot is not None:
                 return slot
             self._start_maintainer()
-            grant = self._checkout()
+            grant = self._checkout(verdict)
             if grant is WAIT:
                 waiter = LoopWaiter(self, loop)
                 self._enqueue(waiter)

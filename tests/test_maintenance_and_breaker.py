@@ -101,12 +101,46 @@ async def test_an_alive_test_that_raises_is_logged_with_the_pool_name_and_traceb
         second = await kit.acquire(pool)
     assert second is not first
     records = [r for r in caplog.records if r.name == LOGGER]
-    assert records
-    assert {(r.levelno, r.getMessage()) for r in records} == {
+    assert [(r.levelno, r.getMessage()) for r in records] == [
         (logging.WARNING, "pool 'db': the alive test raised")
-    }
-    assert all(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in records)
+    ]
+    assert records[0].exc_info and isinstance(records[0].exc_info[1], RuntimeError)
     await kit.release(pool, second)
+
+
+@pytest.mark.parametrize("path", ["acquire", "lease", "async with"])
+@pytest.mark.parametrize("case", ["dead", "needs setup", "due for its check"])
+async def test_the_alive_test_runs_once_per_checkout_whatever_the_idle_resource_needs(
+    kit: Kit, clock: FakeClock, case: str, path: str
+) -> None:
+    tested: list[Resource] = []
+
+    def alive(resource: Resource) -> bool:
+        tested.append(resource)
+        return not resource.broken
+
+    options: dict[str, Any] = {"alive": alive, "clock": clock}
+    if case == "needs setup":
+        options["setup"] = lambda resource: None
+    if case == "due for its check":
+        options.update(check=lambda resource: True, check_after_idle=1)
+    pool = kit.pool(pool_size=1, **options)
+    first = await kit.acquire(pool)
+    await kit.release(pool, first)
+    first.broken = case == "dead"
+    clock.advance(2)
+    tested.clear()
+    if path == "acquire":
+        got = await kit.acquire(pool)
+        assert tested == [first]
+        await kit.release(pool, got)
+    elif path == "lease":
+        async with kit.lease(pool) as got:
+            assert tested == [first]
+    else:  # a thread pool's lease waits on the loop here
+        async with pool.lease() as got:
+            assert tested == [first]
+    assert (got is first) == (case != "dead")
 
 
 async def test_every_resource_found_dead_at_checkout_counts_as_a_check_failure(

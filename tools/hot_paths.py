@@ -11,7 +11,8 @@ between marker comments naming the call they stand for::
 
 The method's body is copied with ``self`` renamed to the receiver, its
 parameter to the argument and its returned local to the target; its one
-``return`` must be its last statement.
+``return`` must be its last statement. Locals it assigns for the code after the
+copy to read (``verdict``) carry ``# noqa: F841`` in the source only.
 
     python tools/hot_paths.py          # rewrite the copies
     python tools/hot_paths.py --check  # exit 1 if a copy differs from its source
@@ -85,6 +86,8 @@ def expand(match: re.Match[str]) -> list[str]:
     for param, arg in zip(params, args, strict=True):
         text = _rename(text, param, arg)
     text = _rename(text, returned, match["target"])
+    # A local the source leaves for its caller is unused only in the source.
+    text = text.replace("  # noqa: F841", "")
     return [match["indent"] + line if line else line for line in text.splitlines()]
 
 
