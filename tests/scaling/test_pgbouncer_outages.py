@@ -213,6 +213,6 @@ async def test_a_postgresql_restart_behind_pgbouncer_under_load_fails_some_lease
         )
         stats = pool.stats()
     check_ridden_out(outcomes, back_at, "PostgreSQL restart behind PgBouncer")
-    assert stats.size <= POOL_SIZE
+    assert stats.size <= POOL_SIZE, stats
     # PgBouncer kept accepting connections: the pool never failed fast.
-    assert stats.unavailable == 0
+    assert stats.unavailable == 0, stats
