@@ -151,3 +151,42 @@ asyncio.run(parent())
         "parent_in_use=2",
         "parent_idle=2",
     ]
+
+
+@pytest.mark.parametrize("how", ["constructed", "resized"])
+def test_a_child_keeps_min_size_with_a_maintainer_of_its_own(how: str) -> None:
+    """The parent's maintainer thread is not copied by fork: the child's first
+    acquire starts one, which keeps ``min_size`` with resources of the child's."""
+    lines = run(
+        "import os, time, warnings\nfrom escudeiro_pools import ThreadPool\n"
+        + CHILD
+        + f"""
+made = []
+def factory():
+    made.append(os.getpid())
+    return object()
+
+if {how!r} == "constructed":
+    pool = ThreadPool(factory, lambda r: None, pool_size=3, min_size=2)
+else:
+    pool = ThreadPool(factory, lambda r: None, pool_size=3)
+    pool.resize(min_size=2)
+pool.wait_ready(5)
+
+def body():
+    resource = pool.acquire()  # made by the child: the parent's are not its own
+    pool.release(resource)
+    for _ in range(500):
+        if pool.stats().size >= 2:
+            break
+        time.sleep(0.01)
+    mine = made.count(os.getpid())
+    return f"size={{pool.stats().size}} made_by_child={{mine}}"
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # a fork beside the maintainer thread
+    child(body)
+pool.close()
+"""
+    )
+    assert lines == ["size=2", "made_by_child=2"]
