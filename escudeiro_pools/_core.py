@@ -57,7 +57,6 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
     """
 
     def __init__(self, options: Options) -> None:
-        self._options = options
         self._name = options.name
         self._pool_size = options.pool_size
         self._min_size = options.min_size
@@ -93,7 +92,6 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
         # Return times matter only to options that measure idleness.
         self._stamp_returns = self._max_idle is not None or self._has_check
         self._shrinking = False
-        self._plain_return = True
         self._refresh_return_path()
         self._idle: deque[Slot[T]] = deque()
         # LIFO lends the most recently returned slot; both append returns on the right.
@@ -266,7 +264,7 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
         if self._closed:
             raise self._closed_error()
         if self._idle:
-            return self._claim(self._pop_idle(), verdict)
+            return self._claim(self._pop_idle(), verdict, alive=True)
         if len(self._slots) + self._creating + self._releasing < self._pool_size:
             if self._breaker.is_open:
                 raise self._unavailable_error()
@@ -280,7 +278,7 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
             )
         return WAIT
 
-    def _claim(self, slot: Slot[T], verdict: str | None = None, *, alive: bool = True) -> Slot[T]:
+    def _claim(self, slot: Slot[T], verdict: str | None, *, alive: bool) -> Slot[T]:
         """Judge an unleased slot for a caller: lend it, have it checked, or retire it.
 
         ``verdict``: the slot was judged just now, with this outcome.
@@ -533,7 +531,7 @@ class PoolCore(Lifetimes[T], Introspection[T], Generic[T, W]):
             self._in_use += 1
             if self._tracking:
                 slot.leased_at = self._clock()
-        elif self._claim(slot, alive=False).state == GONE:
+        elif self._claim(slot, None, alive=False).state == GONE:
             return slot
         if self._offer(slot):
             return None

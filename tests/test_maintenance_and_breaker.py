@@ -463,3 +463,44 @@ async def test_the_breaker_masks_passwords_in_the_errors_it_reports(kit: Kit) ->
     assert kit.stats(pool).last_error == (
         "ConnectionError: cannot reach postgresql://app:***@db/main; password=*** rejected"
     )
+
+
+async def test_a_new_pool_reports_its_breaker_closed_with_no_error(kit: Kit) -> None:
+    stats = kit.stats(kit.pool(pool_size=1, fail_fast_after=1))
+    assert (stats.available, stats.consecutive_failures, stats.last_error) == (True, 0, None)
+
+
+@pytest.mark.parametrize("order", ["lifo", "fifo"])
+async def test_the_idle_resource_next_in_line_is_the_one_checked_and_lent(
+    kit: Kit, clock: FakeClock, order: str
+) -> None:
+    checked: list[Resource] = []
+
+    def check(resource: Resource) -> bool:
+        checked.append(resource)
+        return True
+
+    queue_class = asyncio.LifoQueue if order == "lifo" else asyncio.Queue
+    pool = kit.pool(
+        pool_size=2, check=check, check_after_idle=1, clock=clock, queue_class=queue_class
+    )
+    a, b = await kit.acquire(pool), await kit.acquire(pool)
+    await kit.release(pool, a)
+    await kit.release(pool, b)  # returned last
+    clock.advance(2)  # both are due for their check
+    expected = b if order == "lifo" else a
+    assert await kit.acquire(pool) is expected
+    assert checked == [expected]
+
+
+async def test_an_idle_resource_past_max_idle_is_replaced_without_a_lifetime(
+    kit: Kit, clock: FakeClock
+) -> None:
+    pool = kit.pool(pool_size=1, pool_recycle=0, max_idle=10, clock=clock)
+    first = await kit.acquire(pool)
+    await kit.release(pool, first)
+    clock.advance(11)
+    second = await kit.acquire(pool)
+    assert second is not first
+    assert kit.stats(pool).idle_expired == 1
+    await kit.release(pool, second)

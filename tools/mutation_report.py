@@ -39,11 +39,14 @@ def main(patterns: list[str]) -> int:
             if name:
                 equivalent.add(name)
     counts = Counter(statuses.values())
-    survivors = sorted(n for n, s in statuses.items() if s == "survived" and n not in equivalent)
+    survived = {n for n, s in statuses.items() if s == "survived"}
+    survivors = sorted(survived - equivalent)
     killed = counts["killed"] + counts["timeout"]
-    considered = len(statuses) - len(equivalent & set(statuses)) - counts["not checked"]
+    considered = len(statuses) - len(equivalent & survived) - counts["not checked"]
     print("mutants by status:", dict(sorted(counts.items())))
-    print(f"equivalent (tools/equivalent_mutants.txt): {len(equivalent & set(statuses))}")
+    print(f"equivalent (tools/equivalent_mutants.txt): {len(equivalent & survived)}")
+    for name in sorted(equivalent & set(statuses) - survived):
+        print(f"listed as equivalent but {statuses[name]}: {name}")
     for name in survivors:
         print(f"survived: {name}")
     score = killed / considered if considered else 0.0
