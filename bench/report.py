@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import datetime
+import operator
 import os
 import platform
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Row", "Target", "render_markdown", "render_table", "save_chart"]
 
 
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A bound on a row's ratio: ``ratio <= bound`` or ``ratio >= bound``."""
+    """A bound on a row's ratio: ``ratio <op> bound`` with ``op`` one of <, <=, >=, >."""
 
     op: str
     bound: float
 
+    def __post_init__(self) -> None:
+        if self.op not in _COMPARISONS:
+            raise ValueError(f"Target op must be one of {sorted(_COMPARISONS)}, got {self.op!r}")
+
     def met(self, ratio: float) -> bool:
-        return ratio <= self.bound if self.op == "<=" else ratio >= self.bound
+        return _COMPARISONS[self.op](ratio, self.bound)
 
     def __str__(self) -> str:
         return f"{self.op} {self.bound:g}x"
