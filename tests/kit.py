@@ -348,3 +348,21 @@ async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> Non
             return
         await asyncio.sleep(0.005)
     raise AssertionError("condition not met in time")
+
+
+class Timings:
+    """A ``PoolObserver`` that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.creates: list[float] = []
+        self.waits: list[float] = []
+        self.uses: list[float] = []
+
+    def created(self, seconds: float) -> None:
+        self.creates.append(seconds)
+
+    def waited(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+    def used(self, seconds: float) -> None:
+        self.uses.append(seconds)

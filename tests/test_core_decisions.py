@@ -26,6 +26,7 @@ from tests.kit import (
     Kit,
     Ledger,
     Resource,
+    Timings,
     as_factory,
     assert_gauges_add_up,
     eventually,
@@ -85,24 +86,6 @@ class Latch:
 
     async def reached(self, count: int) -> None:
         await eventually(lambda: self.entered >= count)
-
-
-class Timings:
-    """A ``PoolObserver`` that keeps what it is told."""
-
-    def __init__(self) -> None:
-        self.creates: list[float] = []
-        self.waits: list[float] = []
-        self.uses: list[float] = []
-
-    def created(self, seconds: float) -> None:
-        self.creates.append(seconds)
-
-    def waited(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-    def used(self, seconds: float) -> None:
-        self.uses.append(seconds)
 
 
 def start_waiter(kit: Kit, pool: Any) -> asyncio.Task[Any]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from escudeiro_pools import PoolBusy, PoolError, PoolTimeout, PoolUnavailable
-from tests.kit import FakeClock, Kit, Ledger, Resource, assert_gauges_add_up, eventually
+from tests.kit import FakeClock, Kit, Ledger, Resource, Timings, assert_gauges_add_up, eventually
 
 # -- warm pools ------------------------------------------------------------------
 
@@ -304,24 +304,6 @@ async def detach(kit: Kit, pool: Any, resource: Resource) -> None:
         await pool.detach(resource)
     else:
         await asyncio.to_thread(pool.detach, resource)
-
-
-class Timings:
-    """A ``PoolObserver`` that keeps what it is told, in lists named apart."""
-
-    def __init__(self) -> None:
-        self.creates: list[float] = []
-        self.waits: list[float] = []
-        self.uses: list[float] = []
-
-    def created(self, seconds: float) -> None:
-        self.creates.append(seconds)
-
-    def waited(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-    def used(self, seconds: float) -> None:
-        self.uses.append(seconds)
 
 
 async def test_an_observer_gets_every_creation_acquire_and_use(kit: Kit, clock: FakeClock) -> None:

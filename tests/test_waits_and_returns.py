@@ -36,7 +36,7 @@ from escudeiro_pools import (
     _thread_pool,
 )
 from escudeiro_pools._waiters import ThreadWaiter
-from tests.kit import AsyncKit, FakeClock, Kit, Ledger, Resource, enter, eventually
+from tests.kit import AsyncKit, FakeClock, Kit, Ledger, Resource, Timings, enter, eventually
 
 HINT = "raise pool_size or acquire_timeout, or return leases sooner"
 
@@ -79,22 +79,6 @@ class Latch:
             return function(*args)
 
         return waiting
-
-
-class Timings:
-    """A ``PoolObserver`` that keeps what it hears."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def created(self, seconds: float) -> None:
-        pass
-
-    def waited(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-    def used(self, seconds: float) -> None:
-        pass
 
 
 async def leave(kit: Kit, lease: Any) -> None:
