@@ -366,3 +366,27 @@ class Timings:
 
     def used(self, seconds: float) -> None:
         self.uses.append(seconds)
+
+
+async def wait_ready(kit: Kit, pool: Any, timeout: float | None = 5.0) -> None:
+    """``pool.wait_ready`` as its flavour runs it (a thread pool's in a worker thread)."""
+    if kit.flavour == "async":
+        await pool.wait_ready(timeout)
+    else:
+        await asyncio.to_thread(pool.wait_ready, timeout)
+
+
+async def resize(kit: Kit, pool: Any, size: int | None = None, **options: Any) -> None:
+    """``pool.resize``; without arguments it only wakes the maintainer."""
+    if kit.flavour == "async":
+        await pool.resize(size, **options)
+    else:
+        await asyncio.to_thread(pool.resize, size, **options)
+
+
+async def detach(kit: Kit, pool: Any, resource: Resource) -> None:
+    """``pool.detach`` as its flavour runs it."""
+    if kit.flavour == "async":
+        await pool.detach(resource)
+    else:
+        await asyncio.to_thread(pool.detach, resource)

@@ -29,7 +29,9 @@ from tests.kit import (
     Timings,
     as_factory,
     assert_gauges_add_up,
+    detach,
     eventually,
+    resize,
 )
 
 # -- helpers -------------------------------------------------------------------------
@@ -108,20 +110,6 @@ async def cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-
-
-async def resize(kit: Kit, pool: Any, size: int | None, **options: Any) -> None:
-    if kit.flavour == "async":
-        await pool.resize(size, **options)
-    else:
-        await asyncio.to_thread(pool.resize, size, **options)
-
-
-async def detach(kit: Kit, pool: Any, resource: Resource) -> None:
-    if kit.flavour == "async":
-        await pool.detach(resource)
-    else:
-        await asyncio.to_thread(pool.detach, resource)
 
 
 async def waiting(kit: Kit, pool: Any, count: int) -> None:

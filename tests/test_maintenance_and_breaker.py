@@ -19,7 +19,17 @@ from typing import Any
 import pytest
 
 from escudeiro_pools import PoolUnavailable
-from tests.kit import FakeClock, Kit, Ledger, Resource, as_factory, assert_gauges_add_up, eventually
+from tests.kit import (
+    FakeClock,
+    Kit,
+    Ledger,
+    Resource,
+    as_factory,
+    assert_gauges_add_up,
+    eventually,
+    resize,
+    wait_ready,
+)
 
 LOGGER = "escudeiro_pools"
 
@@ -34,21 +44,6 @@ class CountingClock(FakeClock):
     def __call__(self) -> float:
         self.reads += 1
         return self.now
-
-
-async def wait_ready(kit: Kit, pool: Any, timeout: float | None = 5.0) -> None:
-    if kit.flavour == "async":
-        await pool.wait_ready(timeout)
-    else:
-        await asyncio.to_thread(pool.wait_ready, timeout)
-
-
-async def resize(kit: Kit, pool: Any, **options: Any) -> None:
-    """``resize`` through the kit; without options it only wakes the maintainer."""
-    if kit.flavour == "async":
-        await pool.resize(**options)
-    else:
-        await asyncio.to_thread(pool.resize, **options)
 
 
 async def clock_reads_while_idle(kit: Kit, pool: Any, clock: CountingClock) -> int:

@@ -11,7 +11,18 @@ from typing import Any
 import pytest
 
 from escudeiro_pools import PoolBusy, PoolError, PoolTimeout, PoolUnavailable
-from tests.kit import FakeClock, Kit, Ledger, Resource, Timings, assert_gauges_add_up, eventually
+from tests.kit import (
+    FakeClock,
+    Kit,
+    Ledger,
+    Resource,
+    Timings,
+    assert_gauges_add_up,
+    detach,
+    eventually,
+    resize,
+    wait_ready,
+)
 
 # -- warm pools ------------------------------------------------------------------
 
@@ -283,27 +294,6 @@ async def test_detach_inside_a_lease_makes_the_exit_a_no_op(kit: Kit) -> None:
 
 
 # -- helpers: the blocking twins through the kit --------------------------------------
-
-
-async def wait_ready(kit: Kit, pool: Any, timeout: float | None = 5) -> None:
-    if kit.flavour == "async":
-        await pool.wait_ready(timeout)
-    else:
-        await asyncio.to_thread(pool.wait_ready, timeout)
-
-
-async def resize(kit: Kit, pool: Any, size: int, **options: Any) -> None:
-    if kit.flavour == "async":
-        await pool.resize(size, **options)
-    else:
-        await asyncio.to_thread(pool.resize, size, **options)
-
-
-async def detach(kit: Kit, pool: Any, resource: Resource) -> None:
-    if kit.flavour == "async":
-        await pool.detach(resource)
-    else:
-        await asyncio.to_thread(pool.detach, resource)
 
 
 async def test_an_observer_gets_every_creation_acquire_and_use(kit: Kit, clock: FakeClock) -> None:
