@@ -26,7 +26,6 @@ test-only: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=95
 
 lint: $(STAMP)
-	$(BIN)/python tools/hot_paths.py --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -63,24 +62,27 @@ docs-serve: $(STAMP)
 # lease paths of both pools, against the tests in [tool.mutmut] (pyproject.toml).
 # About half an hour on 2 cores; `mutmut results` lists the survivors.
 MUTATE_SCOPE ?= \
-	'escudeiro_pools._core.*' \
+	'escudeiro_pools._state.*' \
+	'escudeiro_pools._maintenance.*' \
 	'escudeiro_pools._lifetimes.*' \
-	'escudeiro_pools._introspection.*' \
+	'escudeiro_pools._report.*' \
 	'escudeiro_pools._breaker.*' \
 	'escudeiro_pools._lease.*' \
-	'escudeiro_pools._async_pool.*AsyncPoolǁacquire__*' \
+	'escudeiro_pools._async_pool.*AsyncPoolǁ_checkout__*' \
 	'escudeiro_pools._async_pool.*AsyncPoolǁ_obtain__*' \
-	'escudeiro_pools._async_pool.*AsyncPoolǁ_realize__*' \
+	'escudeiro_pools._async_pool.*AsyncPoolǁ_leave_queue__*' \
+	'escudeiro_pools._async_pool.*AsyncPoolǁ_deliver__*' \
 	'escudeiro_pools._async_pool.*AsyncPoolǁrelease__*' \
-	'escudeiro_pools._async_pool.*AsyncPoolǁ_return__*' \
-	'escudeiro_pools._thread_pool.*ThreadPoolǁacquire__*' \
-	'escudeiro_pools._thread_pool.*ThreadPoolǁ_next_step__*' \
+	'escudeiro_pools._async_pool.*AsyncPoolǁ_end__*' \
+	'escudeiro_pools._async_pool.*AsyncPoolǁ_restore__*' \
+	'escudeiro_pools._thread_pool.*ThreadPoolǁ_checkout__*' \
 	'escudeiro_pools._thread_pool.*ThreadPoolǁ_finish__*' \
-	'escudeiro_pools._thread_pool.*ThreadPoolǁ_wait__*' \
 	'escudeiro_pools._thread_pool.*ThreadPoolǁ_realize__*' \
+	'escudeiro_pools._thread_pool.*ThreadPoolǁ_wait__*' \
 	'escudeiro_pools._thread_pool.*ThreadPoolǁ_deliver__*' \
 	'escudeiro_pools._thread_pool.*ThreadPoolǁrelease__*' \
-	'escudeiro_pools._thread_pool.*ThreadPoolǁ_end_lease__*'
+	'escudeiro_pools._thread_pool.*ThreadPoolǁ_end_now__*' \
+	'escudeiro_pools._thread_pool.*ThreadPoolǁ_after_return__*'
 
 mutate: $(STAMP)
 	$(BIN)/python -m pip install --quiet --group mutate

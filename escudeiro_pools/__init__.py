@@ -7,7 +7,6 @@ them, and release every one they made exactly once.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pkgutil import extend_path
 
 from escudeiro_pools._async_pool import AsyncPool
@@ -20,11 +19,6 @@ from escudeiro_pools._thread_pool import ThreadPool
 # From a checkout, ``escudeiro_pools.integrations`` lives in the editable
 # install's tree (the repository keeps it in ``integrations/``): look there too.
 __path__ = extend_path(__path__, __name__)
-
-try:
-    __version__ = version("escudeiro-pools")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    __version__ = "0+unknown"
 
 __all__ = [
     "AsyncLease",
@@ -41,3 +35,17 @@ __all__ = [
     "ThreadPool",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> str:
+    # ``importlib.metadata`` costs about as much to import as the pools: only on demand.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("escudeiro-pools")
+        except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+            found = "0+unknown"
+        globals()["__version__"] = found
+        return found
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

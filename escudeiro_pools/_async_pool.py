@@ -1,25 +1,36 @@
-"""The asyncio pool: the core's decisions, with the awaiting done here."""
+"""The asyncio pool: its state's decisions, with the awaiting done here."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import inspect
-import math
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from escudeiro_pools._core import PoolCore, logger
-from escudeiro_pools._deadlines import Deadlines
+from escudeiro_pools import _fork
+from escudeiro_pools._async_calls import AsyncCalls
+from escudeiro_pools._binding import Binding
 from escudeiro_pools._errors import PoolClosed, PoolError, PoolTimeout
-from escudeiro_pools._lease import AsyncLease, presents_as_async_generator
+from escudeiro_pools._events import Observers
+from escudeiro_pools._lease import AsyncLease, ends_broken, presents_as_async_generator
 from escudeiro_pools._options import check_count, check_timeout, configure
-from escudeiro_pools._protocol import CLOSED, CREATE, DEFAULT, EXPIRED, WAIT, _Default, _Token
+from escudeiro_pools._protocol import (
+    CLOSED,
+    CREATE,
+    DEFAULT,
+    EXPIRED,
+    WAIT,
+    Grant,
+    PoolObserver,
+    _Default,
+    _Token,
+)
 from escudeiro_pools._site import call_site
-from escudeiro_pools._slot import CHECKING, IDLE, LEASED, RESETTING, Slot
+from escudeiro_pools._slot import CHECKING, GONE, LEASED, RESETTING, Slot
+from escudeiro_pools._state import PoolState
 from escudeiro_pools._stats import LeaseInfo, PoolStats
 
 __all__ = ["AsyncPool"]
@@ -28,72 +39,22 @@ T = TypeVar("T")
 _Waiter = asyncio.Future[Any]
 
 _get_running_loop = asyncio.get_running_loop
-_Future = asyncio.Future
-# A lease is made on every request: without a Python ``__init__`` call.
-_new_lease = object.__new__
+_monotonic = time.monotonic
+logger = logging.getLogger("escudeiro_pools")
 
 
 class _Claim:
-    """A caller waits for the releaser of a stale slot, to create in its place."""
+    """A caller waits for the releaser of a stale slot, to get what comes after it."""
 
-    __slots__ = ("granted", "wanted")
+    __slots__ = ("error", "grant", "wanted")
 
     def __init__(self) -> None:
         self.wanted = True
-        self.granted = False
+        self.grant: Grant | None = None
+        self.error: PoolError | None = None
 
 
-class _Binding:
-    """What the pool owns on one event loop; replaced whole when the loop changes."""
-
-    __slots__ = (
-        "deadlines",
-        "drains",
-        "loop",
-        "maintainer",
-        "new_future",
-        "nudge",
-        "ready",
-        "tasks",
-        "time",
-    )
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, pool: AsyncPool[Any]) -> None:
-        self.loop = loop
-        # The loop's clock and futures, without a Python frame when they are asyncio's own.
-        base = asyncio.BaseEventLoop
-        self.time: Callable[[], float] = (
-            time.monotonic if type(loop).time is base.time else loop.time
-        )
-        self.new_future: Callable[[], _Waiter] = (
-            functools.partial(_Future, loop=loop)
-            if type(loop).create_future is base.create_future
-            else loop.create_future
-        )
-        self.deadlines = Deadlines(loop, pool)
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self.drains: list[asyncio.Future[None]] = []
-        self.ready: list[asyncio.Future[None]] = []
-        self.maintainer: asyncio.Task[None] | None = None
-        self.nudge = asyncio.Event()
-
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = self.loop.create_task(coroutine)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
-    def abandon(self) -> None:
-        """The pool moved to another loop: stop what still runs on this one."""
-        self.deadlines.cancel()
-        if not self.loop.is_closed():
-            for task in (self.maintainer, *self.tasks):
-                if task is not None:
-                    with contextlib.suppress(RuntimeError):
-                        self.loop.call_soon_threadsafe(task.cancel)
-
-
-class AsyncPool(PoolCore[T, _Waiter]):
+class AsyncPool(Generic[T]):
     """A bounded pool of resources for asyncio.
 
     Parameters:
@@ -118,7 +79,8 @@ class AsyncPool(PoolCore[T, _Waiter]):
         check: ``(resource) -> bool`` (awaitable or not) run at checkout on a
             resource idle at least ``check_after_idle`` seconds; false or an
             exception releases it and the caller gets a fresh one.
-        check_after_idle: skip ``check`` on resources returned more recently.
+        check_after_idle: skip ``check`` on resources returned (or checked)
+            more recently.
         alive: a cheap synchronous ``(resource) -> bool`` run at every checkout
             and return; false discards the resource.
         setup: ``(resource) -> awaitable | None`` run at every checkout, after
@@ -138,9 +100,10 @@ class AsyncPool(PoolCore[T, _Waiter]):
             resource is broken (a lost connection): it is discarded, not reset.
         max_waiting: when this many callers wait, the next acquire fails at
             once with ``PoolBusy``; ``None``: no limit.
-        fail_fast_after: after this many consecutive factory failures, callers
-            that would create get ``PoolUnavailable`` at once while one
-            background probe retries; ``None`` disables it.
+        fail_fast_after: after this many consecutive factory failures (a
+            factory cut off by the acquire deadline counts), callers that would
+            create get ``PoolUnavailable`` at once while one background probe
+            retries; ``None`` disables it.
         retry_backoff: ``(initial, maximum)`` seconds between retries of a
             failing factory, doubling, with jitter.
         clock: monotonic seconds, for ages; tests may hand in their own.
@@ -173,45 +136,36 @@ class AsyncPool(PoolCore[T, _Waiter]):
         retry_backoff: tuple[float, float] = (0.1, 10.0),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        options = configure(
-            "AsyncPool",
-            factory=factory,
-            releaser=releaser,
-            queue_class=queue_class,
-            lifo=asyncio.LifoQueue,
-            fifo=asyncio.Queue,
-            pool_size=pool_size,
-            min_size=min_size,
-            pool_recycle=pool_recycle,
-            recycle_jitter=recycle_jitter,
-            max_uses=max_uses,
-            name=name,
-            acquire_timeout=acquire_timeout,
-            check=check,
-            check_after_idle=check_after_idle,
-            alive=alive,
-            setup=setup,
-            reset=reset,
-            max_idle=max_idle,
-            releaser_timeout=releaser_timeout,
-            leak_timeout=leak_timeout,
-            discard_on=discard_on,
-            max_waiting=max_waiting,
-            fail_fast_after=fail_fast_after,
-            retry_backoff=retry_backoff,
-            clock=clock,
+        options = configure("AsyncPool", asyncio.LifoQueue, asyncio.Queue, locals())
+        self._state: PoolState[T] = PoolState(options, self)
+        self._events = Observers(options.name, options.clock)
+        self._calls = AsyncCalls(
+            options.name,
+            options.clock,
+            factory,
+            releaser,
+            alive,
+            check,
+            setup,
+            reset,
+            options.releaser_timeout,
         )
-        super().__init__(options)
-        self._factory = factory
-        self._releaser = releaser
-        self._check = check
-        self._setup = setup
-        self._reset = reset
+        self._has_setup = setup is not None
+        self._discard_on = options.discard_on
         self._acquire_timeout = options.acquire_timeout
-        self._releaser_timeout = options.releaser_timeout
+        # A leased slot from the state is the caller's as it is: no setup, no
+        # site to record, no observer to tell.
+        self._plain_lend = True
+        self._refresh_lend_path()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._binding: _Binding | None = None
-        self._dead_bindings: list[_Binding] = []
+        self._binding: Binding | None = None
+        self._dead_bindings: list[Binding] = []
+        _fork.register(self)
+
+    def _refresh_lend_path(self) -> None:
+        self._plain_lend = not (
+            self._has_setup or self._state.leak_timeout is not None or self._events.active
+        )
 
     # -- acquire ------------------------------------------------------------
 
@@ -229,30 +183,12 @@ class AsyncPool(PoolCore[T, _Waiter]):
             PoolUnavailable: the factory keeps failing (``fail_fast_after``)
                 and no idle resource is left.
             PoolError: the pool is bound to another running event loop.
+            TypeError, ValueError: ``timeout`` is not a number of seconds.
             Exception: whatever the factory raised creating a resource.
         """
-        slot = verdict = None
-        if self._idle and self._loop is _get_running_loop():
-            # inline: slot = self._lend_idle()
-            slot = verdict = None
-            if self._idle:
-                slot = self._pop_idle()
-                if (
-                    self._plain
-                    or (self._recycle_only and self._clock() < slot.expires_at)
-                    or (verdict := self._verdict(slot, alive=True)) is None
-                ):
-                    slot.state = LEASED
-                    slot.serial += 1
-                    self._in_use += 1
-                    if self._tracking:
-                        self._track(slot)
-                else:
-                    self._unpop_idle(slot)
-                    slot = None
-            # end inline
-        if slot is None:
-            slot = await self._obtain(timeout, verdict)
+        slot = self._checkout(timeout)
+        if not isinstance(slot, Slot):
+            slot = await slot
         return slot.resource
 
     @presents_as_async_generator
@@ -265,142 +201,134 @@ class AsyncPool(PoolCore[T, _Waiter]):
         raised one of ``discard_on``) the resource is discarded, not pooled.
         A lease is entered once.
         """
-        lease = _new_lease(AsyncLease)
-        lease._pool = self
-        lease._slot = None
-        return lease
+        return AsyncLease(self)
 
-    async def _obtain(
-        self, timeout: float | _Default | None, verdict: str | None = None
-    ) -> Slot[T]:
-        """The slow path: whatever ``acquire`` could not do without awaiting
-        (``verdict``: see ``_checkout``)."""
+    def _checkout(self, timeout: float | _Default | None) -> Slot[T] | Coroutine[Any, Any, Slot[T]]:
+        """A leased slot at once, or the coroutine that gets one (for ``acquire``
+        and ``AsyncLease``: awaited at once)."""
+        if timeout is not DEFAULT:
+            timeout = check_timeout("timeout", timeout)
+        if self._loop is not _get_running_loop():
+            self._bind_loop()
+        grant = self._state.checkout()
+        if type(grant) is Slot and grant.state == LEASED and self._plain_lend:
+            return grant
+        return self._obtain(grant, timeout)
+
+    async def _obtain(self, grant: Grant, timeout: float | _Default | None) -> Slot[T]:
+        """Turn ``grant`` into a leased slot: wait, create, check, or replace a stale one."""
+        if isinstance(timeout, _Default):
+            timeout = self._acquire_timeout
         binding = self._binding
-        if binding is None or binding.loop is not _get_running_loop():
-            binding = self._bind_loop()
-        timeout = self._acquire_timeout if timeout is DEFAULT else check_timeout("timeout", timeout)
-        started = binding.time()
-        deadline = None if timeout is None else started + timeout
-        # ``_checkout``'s answer when the pool is open and full (every contended
-        # acquire), without the call; any other case asks it.
-        if (
-            self._idle
-            or self._closed
-            or len(self._slots) + self._creating + self._releasing < self._pool_size
-            or self._max_waiting is not None
-        ):
-            grant: Any = self._checkout(verdict)
-        else:
-            grant = WAIT
-        if grant is WAIT:
-            # The contended path, kept in this frame: queue for a grant; at the
-            # deadline ``Deadlines`` sets EXPIRED.
-            waiter = binding.new_future()
-            self._waiters.append((waiter, deadline))
-            self._waiting += 1
-            if deadline is not None:
-                deadlines = binding.deadlines
-                if deadline < deadlines.last or deadlines.timer is None:
-                    deadlines.add(deadline, waiter)  # out of order, or no timer yet
-                else:
-                    deadlines.last = deadline
-            else:
-                # Behind a waiter without deadline, later deadlines are out of order.
-                binding.deadlines.last = math.inf
-            try:
-                grant = await waiter
-            except BaseException:
-                if self._on_loop(binding):
-                    self._note_wait(binding.time() - started)
-                    self._leave_queue(waiter)
-                raise
-            waited = binding.time() - started
-            self._waits += 1
-            self._wait_time_total += waited
-            if waited > self._wait_time_max:
-                self._wait_time_max = waited
-            if type(grant) is Slot and grant.state == LEASED and not self._has_setup:
-                if self._tracking:
-                    self._track(grant, waited)
-                return grant
-            if type(grant) is _Token and grant is not CREATE:
-                raise self._refusal(grant, timeout)
-        return await self._realize(grant, started, deadline, timeout)
-
-    def _refusal(self, grant: _Token, timeout: float | None) -> PoolError:
-        if grant is EXPIRED:
-            return self._timeout_error(timeout, "waiting")
-        if grant is CLOSED:
-            return PoolClosed(f"pool {self._name!r} was closed while waiting for a resource")
-        return self._unavailable_error(counted=True)
-
-    async def _realize(
-        self, grant: Any, started: float, deadline: float | None, timeout: float | None
-    ) -> Slot[T]:
-        """Turn a grant into a leased slot: create, check, or replace a stale one."""
+        assert binding is not None
+        state = self._state
+        started = _monotonic()
+        deadline = None
+        if timeout is not None:
+            deadline = (started if binding.monotonic else binding.time()) + timeout
+        # What observers are told this caller waited: nothing if it was lent at once.
+        since = None if isinstance(grant, Slot) and grant.state == LEASED else started
         while True:
+            if grant is WAIT:
+                waiter = binding.new_future()
+                state.enqueue(waiter, deadline, started)
+                binding.deadlines.queued(deadline, waiter, started)
+                try:
+                    grant = await waiter
+                except BaseException:
+                    if self._on_loop(binding):
+                        self._leave_queue(waiter, started)
+                    raise
+                if type(grant) is Slot and grant.state == LEASED and self._plain_lend:
+                    return grant
+                if type(grant) is _Token and grant is not CREATE:
+                    raise self._refusal(grant, timeout)
             if grant is CREATE:
-                slot = await self._create_within(deadline, timeout)
+                slot = await self._create_lent(deadline, timeout)
             else:
+                assert isinstance(grant, Slot)
                 slot = grant
                 if slot.state == CHECKING:
                     slot = await self._check_within(slot, deadline, timeout)
             if slot.state == LEASED:
-                if self._has_setup:
-                    await self._setup_within(slot, deadline, timeout)
-                if self._tracking:
-                    assert self._binding is not None
-                    self._track(slot, self._binding.time() - started)
+                await self._deliver(slot, since, deadline, timeout)
                 return slot
-            # A stale slot: this caller releases it, then creates in its place.
-            await self._replace_within(slot, deadline, timeout)
-            grant = CREATE
+            # A stale slot: this caller releases it, then gets what comes next.
+            grant = await self._replace_within(slot, deadline, timeout)
 
-    def _leave_queue(self, waiter: _Waiter) -> None:
+    def _refusal(self, grant: _Token, timeout: float | None) -> PoolError:
+        if grant is EXPIRED:
+            return self._state.timeout_error(timeout, "waiting")
+        if grant is CLOSED:
+            return PoolClosed(f"pool {self._state.name!r} was closed while waiting for a resource")
+        return self._state.unavailable_error(counted=True)
+
+    def _leave_queue(self, waiter: _Waiter, started: float) -> None:
         """The caller stopped waiting (cancelled): pass on what it was granted, if any."""
         if not waiter.done() or waiter.cancelled():
             waiter.cancel()
-            self._abandon()
+            self._state.left_queue(started)
             return
-        grant = waiter.result()
-        if grant is not EXPIRED:
-            stale = self._refused(grant)
-            if stale is not None:
-                self._spawn_release(stale)
+        stale = self._state.refuse(waiter.result())
+        if stale is not None:
+            self._spawn_release(stale)
 
-    async def _create_within(self, deadline: float | None, timeout: float | None) -> Slot[T]:
-        try:
-            async with asyncio.timeout_at(deadline) as scope:
-                slot = await self._create()
-        except TimeoutError:
-            if not scope.expired():
-                raise
-            raise self._timeout_error(timeout, "creating") from None
-        self._lend(slot)
-        return slot
-
-    async def _create(self) -> Slot[T]:
-        """Run the factory under a reservation made by the caller; the slot is not placed."""
+    async def _deliver(
+        self, slot: Slot[T], since: float | None, deadline: float | None, timeout: float | None
+    ) -> None:
+        """A slot lent to this caller: run ``setup``, record the site, tell the
+        observers; on any failure the slot is released and the error raised."""
         binding = self._binding
-        began = self._clock() if self._observers else 0.0
         try:
-            made = self._factory()
-            if not inspect.isawaitable(made):
-                raise TypeError(
-                    f"pool {self._name!r}: the factory returned {type(made).__name__}, not an "
-                    "awaitable; AsyncPool needs an async factory (use ThreadPool for plain ones)"
-                )
-            resource = await made
+            if self._has_setup:
+                async with asyncio.timeout_at(deadline) as scope:
+                    await self._calls.setup(slot.resource)
+            if self._state.leak_timeout is not None:
+                self._state.watch(slot, call_site())
+            if self._events.active:
+                self._events.lent(slot.resource, 0.0 if since is None else _monotonic() - since)
         except BaseException as exc:
             if self._on_loop(binding):
-                self._unreserve(exc)
+                stale = self._state.end_lease(slot, slot.serial, "broken")
+                if stale is not None:
+                    self._spawn_release(stale)
+            if self._has_setup and isinstance(exc, TimeoutError) and scope.expired():
+                raise self._state.timeout_error(timeout, "setting up") from None
             raise
-        slot = self._register(resource)
-        if self._observers:
-            self._note_created(self._clock() - began)
-        if self._binding is not None and self._binding.ready:
-            self._notify_ready(self._binding)
+
+    async def _create_lent(self, deadline: float | None, timeout: float | None) -> Slot[T]:
+        """Run the factory under the capacity this caller reserved; lend what it made."""
+        binding = self._binding
+        try:
+            async with asyncio.timeout_at(deadline) as scope:
+                resource, seconds = await self._calls.create()
+        except BaseException as exc:
+            cut = isinstance(exc, TimeoutError) and scope.expired()
+            if self._on_loop(binding):
+                self._state.creation_failed(self._cut_off(timeout) if cut else exc)
+            if cut:
+                raise self._state.timeout_error(timeout, "creating") from None
+            raise
+        slot = self._state.creation_done(resource, for_caller=True)
+        self._created(seconds, slot)
         return slot
+
+    def _cut_off(self, timeout: float | None) -> PoolTimeout:
+        """What the breaker records for a factory call cut off by a deadline."""
+        return PoolTimeout(
+            f"pool {self._state.name!r}: the factory did not finish within {timeout} s"
+        )
+
+    def _created(self, seconds: float, slot: Slot[T]) -> None:
+        if self._events.active:
+            try:
+                self._events.created(seconds)
+            except BaseException:
+                if slot.state == LEASED:
+                    stale = self._state.end_lease(slot, slot.serial, "broken")
+                    if stale is not None:
+                        self._spawn_release(stale)
+                raise
 
     async def _check_within(
         self, slot: Slot[T], deadline: float | None, timeout: float | None
@@ -408,51 +336,22 @@ class AsyncPool(PoolCore[T, _Waiter]):
         binding = self._binding
         try:
             async with asyncio.timeout_at(deadline) as scope:
-                ok = await self._run_check(slot)
+                fate = await self._calls.inspect(slot)
         except BaseException as exc:
             # Interrupted mid-check: its state is unknown, so it is not pooled again.
             if self._on_loop(binding):
-                self._spawn_release(self._checked(slot, False))
+                self._spawn_release(
+                    self._state.checked(slot, "check" if slot.needs_check else "alive")
+                )
             if isinstance(exc, TimeoutError) and scope.expired():
-                raise self._timeout_error(timeout, "checking") from None
+                raise self._state.timeout_error(timeout, "checking") from None
             raise
-        return self._checked(slot, ok)
-
-    async def _setup_within(
-        self, slot: Slot[T], deadline: float | None, timeout: float | None
-    ) -> None:
-        """Run ``setup`` on a slot lent to this caller; on any failure it is released."""
-        assert self._setup is not None
-        binding = self._binding
-        try:
-            async with asyncio.timeout_at(deadline) as scope:
-                pending = self._setup(slot.resource)
-                if inspect.isawaitable(pending):
-                    await pending
-        except BaseException as exc:
-            if self._on_loop(binding):
-                stale = self._take_back(slot, broken=True)
-                assert stale is not None
-                self._spawn_release(stale)
-            if isinstance(exc, TimeoutError) and scope.expired():
-                raise self._timeout_error(timeout, "setting up") from None
-            raise
-
-    async def _run_check(self, slot: Slot[T]) -> bool:
-        assert self._check is not None
-        try:
-            result = self._check(slot.resource)
-            if inspect.isawaitable(result):
-                result = await result
-            return bool(result)
-        except Exception:
-            logger.warning("pool %r: check raised", self._name, exc_info=True)
-            return False
+        return self._state.checked(slot, fate)
 
     async def _replace_within(
         self, slot: Slot[T], deadline: float | None, timeout: float | None
-    ) -> None:
-        """Release a stale ``slot`` and keep its capacity to create in its place."""
+    ) -> Grant:
+        """Release a stale ``slot``, then take what its capacity allows (``replaced``)."""
         claim = _Claim()
         binding = self._binding
         task = self._spawn_release(slot, claim)
@@ -461,13 +360,17 @@ class AsyncPool(PoolCore[T, _Waiter]):
                 await asyncio.shield(task)
         except BaseException as exc:
             claim.wanted = False
-            if claim.granted and self._on_loop(binding):  # the releaser finished just now
-                self._unreserve()  # pass the capacity on
+            if claim.grant is not None and self._on_loop(binding):  # it finished just now
+                stale = self._state.refuse(claim.grant)
+                if stale is not None:
+                    self._spawn_release(stale)
             if isinstance(exc, TimeoutError) and scope.expired():
-                raise self._timeout_error(timeout, "releasing a stale resource") from None
+                raise self._state.timeout_error(timeout, "releasing a stale resource") from None
             raise
-        if not claim.granted:
-            raise self._closed_error() if self._closed else self._unavailable_error()
+        if claim.error is not None:
+            raise claim.error
+        assert claim.grant is not None
+        return claim.grant
 
     # -- return ---------------------------------------------------------------
 
@@ -481,60 +384,48 @@ class AsyncPool(PoolCore[T, _Waiter]):
             PoolError: ``resource`` is not leased from this pool (never was, is
                 idle, or was already released); nothing changes.
         """
-        slot = self._slots.get(id(resource))
-        if slot is None or slot.resource is not resource or slot.state != LEASED:
-            slot = self._leased_slot(resource)
-        if self._plain_return:
-            # inline: stale = self._return_plain(slot)
-            stale = None
-            self._in_use -= 1
-            self._released += 1
-            if slot.generation != self._generation:
-                self._retire(slot)
-                stale = slot
-            elif self._waiting:
-                stale = self._hand_over(slot)
+        if self._loop is not _get_running_loop():
+            self._bind_loop()
+        slot = self._state.give_back(resource)
+        if self._events.active:
+            self._events.returned(resource)
+        if slot is not None:
+            if slot.state == RESETTING:
+                await self._restore(slot)
             else:
-                if self._stamp_returns:
-                    slot.returned_at = self._clock()
-                slot.state = IDLE
-                self._idle.append(slot)
-            # end inline
-            if stale is not None:
-                self._spawn_release(stale)
-            return
-        await self._return(slot, broken=False)
+                self._spawn_release(slot)
 
-    async def _return(self, slot: Slot[T], *, broken: bool) -> None:
-        """End a lease through ``reset`` and ``alive``, or discard it (``broken``)."""
-        stale = self._take_back(slot, broken=broken)
-        if slot.state == RESETTING:
-            stale = self._reset_done(slot, await self._run_reset(slot))
-        if stale is not None:
-            self._spawn_release(stale)
+    def _end(
+        self, slot: Slot[T], serial: int, exc_type: type[BaseException] | None
+    ) -> Coroutine[Any, Any, None] | None:
+        """A lease's exit: None when done, or the coroutine that resets the resource."""
+        fate = "broken" if ends_broken(exc_type, self._discard_on) else ""
+        ended = slot.state == LEASED and slot.serial == serial
+        slot_back = self._state.end_lease(slot, serial, fate)
+        if ended and self._events.active:
+            self._events.returned(slot.resource)
+        if slot_back is None:
+            return None
+        if slot_back.state == RESETTING:
+            return self._restore(slot_back)
+        self._spawn_release(slot_back)
+        return None
 
-    async def _run_reset(self, slot: Slot[T]) -> bool:
-        """Run ``reset``; False if it failed (logged)."""
-        assert self._reset is not None
+    async def _restore(self, slot: Slot[T]) -> None:
+        """Run ``alive``/``reset`` on a returned slot, then pool or release it."""
         binding = self._binding
         try:
-            pending = self._reset(slot.resource)
-            if inspect.isawaitable(pending):
-                async with asyncio.timeout(self._releaser_timeout):
-                    await pending
-        except Exception:
-            logger.warning(
-                "pool %r: reset failed; discarding the resource", self._name, exc_info=True
-            )
-            return False
+            fate = await self._calls.restore(slot)
         except BaseException:
-            # Cancelled mid-reset: the resource's state is unknown, so it is released.
+            # Interrupted mid-reset: the resource's state is unknown, so it is released.
             if self._on_loop(binding):
-                stale = self._reset_done(slot, None)
-                assert stale is not None
-                self._spawn_release(stale)
+                stale = self._state.returned(slot, "broken")
+                if stale is not None:
+                    self._spawn_release(stale)
             raise
-        return True
+        stale = self._state.returned(slot, fate)
+        if stale is not None:
+            self._spawn_release(stale)
 
     async def discard(self, resource: T) -> None:
         """Release a leased resource you know is broken, instead of pooling it.
@@ -546,10 +437,12 @@ class AsyncPool(PoolCore[T, _Waiter]):
         Raises:
             PoolError: ``resource`` is not leased from this pool.
         """
-        slot = self._leased_slot(resource)
-        stale = self._take_back(slot, broken=True)
-        assert stale is not None
-        await asyncio.shield(self._spawn_release(stale))
+        if self._loop is not _get_running_loop():
+            self._bind_loop()
+        slot = self._state.discard(resource)
+        if self._events.active:
+            self._events.returned(resource)
+        await asyncio.shield(self._spawn_release(slot))
 
     async def detach(self, resource: T) -> None:
         """Take a leased resource out of the pool for good, without releasing it.
@@ -561,7 +454,9 @@ class AsyncPool(PoolCore[T, _Waiter]):
         Raises:
             PoolError: ``resource`` is not leased from this pool.
         """
-        self._detach(self._leased_slot(resource))
+        self._state.detach(resource)
+        if self._events.active:
+            self._events.returned(resource)
 
     def _spawn_release(
         self, slot: Slot[T], claim: _Claim | None = None, *, report: bool = True
@@ -569,42 +464,28 @@ class AsyncPool(PoolCore[T, _Waiter]):
         # A task of its own, so a cancelled caller cannot interrupt the releaser.
         binding = self._binding
         assert binding is not None
-        return binding.spawn(self._run_releaser(slot.resource, claim, report))
+        return binding.spawn(self._run_releaser(slot, claim, report))
 
     async def _run_releaser(
-        self, resource: T, claim: _Claim | None, report: bool
+        self, slot: Slot[T], claim: _Claim | None, report: bool
     ) -> BaseException | None:
         binding = self._binding
+        error: BaseException | None = None
         try:
-            async with asyncio.timeout(self._releaser_timeout):
-                done = self._releaser(resource)
-                if not inspect.isawaitable(done):
-                    raise TypeError(
-                        f"pool {self._name!r}: the releaser returned {type(done).__name__}, "
-                        "not an awaitable; AsyncPool needs an async releaser"
-                    )
-                await done
-        except (Exception, asyncio.CancelledError) as exc:
-            self._releaser_errors += 1
-            error: BaseException = exc
-            if isinstance(exc, TimeoutError):
-                error = PoolError(
-                    f"pool {self._name!r}: the releaser did not finish within "
-                    f"{self._releaser_timeout} s (releaser_timeout)"
-                )
-            elif isinstance(exc, asyncio.CancelledError):
-                error = PoolError(f"pool {self._name!r}: the releaser was cancelled")
-            if report:
-                logger.warning("pool %r: releasing a resource failed", self._name, exc_info=exc)
-            return error
+            error = await self._calls.release(slot.resource, report=report)
         finally:
             if not self._on_loop(binding):
                 pass
             elif claim is None:
-                self._release_done()
+                self._state.release_done(failed=error is not None)
             else:
-                claim.granted = self._replace(claim.wanted)
-        return None
+                try:
+                    claim.grant = self._state.replaced(claim.wanted, failed=error is not None)
+                except PoolError as refused:
+                    claim.error = refused
+        if self._events.active:
+            self._events.destroyed(slot.resource, slot.fate)
+        return error
 
     async def _release_all(self, slots: list[Slot[T]]) -> list[BaseException]:
         """Release retired slots concurrently; a cancelled caller leaves them running."""
@@ -627,14 +508,13 @@ class AsyncPool(PoolCore[T, _Waiter]):
         Raises:
             ExceptionGroup: the errors of the creations that failed.
             PoolClosed: the pool is closed.
+            PoolUnavailable: the factory keeps failing (``fail_fast_after``).
         """
         if count is not None:
             check_count("count", count, hint="the idle resources prefill aims for")
         binding = self._bind_loop()
-        if self._closed:
-            raise PoolClosed(f"pool {self._name!r} is closed; call open() before prefill()")
+        planned = self._state.plan_prefill(count)
         self._start_maintainer(binding)
-        planned = self._plan_prefill(count)
         if not planned:
             return
         tasks = [self._spawn_creation(binding, prefill=True) for _ in range(planned)]
@@ -642,22 +522,20 @@ class AsyncPool(PoolCore[T, _Waiter]):
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise BaseExceptionGroup(
-                f"pool {self._name!r}: prefill created {planned - len(errors)} of "
+                f"pool {self._state.name!r}: prefill created {planned - len(errors)} of "
                 f"{planned} resources",
                 errors,
             )
 
-    def _spawn_creation(self, binding: _Binding, *, prefill: bool) -> asyncio.Task[None]:
+    def _spawn_creation(self, binding: Binding, *, prefill: bool) -> asyncio.Task[None]:
         """Create one resource for the pool under a reservation already made."""
         started = [False]
         task = binding.spawn(self._create_placed(started, prefill))
 
         def never_started(task: asyncio.Task[None]) -> None:
             # Cancelled before its first step: its body never ran to use the reservation.
-            if not started[0]:
-                if prefill:
-                    self._prefilling -= 1
-                self._unreserve()
+            if not started[0] and self._on_loop(binding):
+                self._state.creation_failed(asyncio.CancelledError(), prefill=prefill)
 
         task.add_done_callback(never_started)
         return task
@@ -665,27 +543,37 @@ class AsyncPool(PoolCore[T, _Waiter]):
     async def _create_placed(self, started: list[bool], prefill: bool) -> None:
         started[0] = True
         binding = self._binding
+        timeout = self._acquire_timeout
         try:
-            try:
-                async with asyncio.timeout(self._acquire_timeout) as scope:
-                    slot = await self._create()
-            except TimeoutError:
-                if not scope.expired():
-                    raise
+            async with asyncio.timeout(timeout) as scope:
+                resource, seconds = await self._calls.create()
+        except BaseException as exc:
+            cut = isinstance(exc, TimeoutError) and scope.expired()
+            error = self._cut_off(timeout) if cut else exc
+            if self._on_loop(binding):
+                self._state.creation_failed(error, prefill=prefill)
+            if not prefill and isinstance(error, Exception):
+                self._log_maintenance_failure(error)
+            if cut:
                 raise PoolTimeout(
-                    f"pool {self._name!r}: creating a resource took more than "
-                    f"{self._acquire_timeout} s (acquire_timeout)"
+                    f"pool {self._state.name!r}: creating a resource took more than "
+                    f"{timeout} s (acquire_timeout)"
                 ) from None
-        except Exception:
-            if not prefill:
-                self._log_maintenance_failure()
             raise
-        finally:
-            if prefill and self._on_loop(binding):
-                self._prefilling -= 1
-        stale = self._place(slot)
-        if stale is not None:
-            self._spawn_release(stale)
+        slot = self._state.creation_done(resource, for_caller=False, prefill=prefill)
+        if slot.state == GONE:
+            self._spawn_release(slot)
+        self._created(seconds, slot)
+
+    def _log_maintenance_failure(self, error: BaseException) -> None:
+        # While the breaker is open its failed probes are expected: it warned once.
+        level = logging.DEBUG if self._state.breaker.is_open else logging.WARNING
+        logger.log(
+            level,
+            "pool %r: the maintainer failed to create a resource",
+            self._state.name,
+            exc_info=error,
+        )
 
     async def dispose(self) -> None:
         """Release every idle resource now; leased ones are released on return.
@@ -697,19 +585,22 @@ class AsyncPool(PoolCore[T, _Waiter]):
             ExceptionGroup: the releaser errors, one per failed resource.
         """
         self._bind_loop()
-        slots = self._take_all_idle()
-        errors = await self._release_all(slots)
+        slots = self._state.take_all_idle()
+        self._raise_release_errors(slots, await self._release_all(slots))
+
+    def _raise_release_errors(self, slots: list[Slot[T]], errors: list[BaseException]) -> None:
         if errors:
             raise BaseExceptionGroup(
-                f"pool {self._name!r}: {len(errors)} of {len(slots)} resources failed to release",
+                f"pool {self._state.name!r}: {len(errors)} of {len(slots)} resources "
+                "failed to release",
                 errors,
             )
 
     async def close(self, timeout: float | None = 5.0) -> None:
         """Close: refuse acquires with ``PoolClosed``, release idle resources, wait for leases.
 
-        Callers waiting now get ``PoolClosed``; the maintainer stops. Waits
-        for the idle resources' releasers, then up to ``timeout`` seconds for
+        Callers waiting now get ``PoolClosed``; the maintainer stops. Waits up
+        to ``timeout`` seconds in all for the idle resources' releasers and for
         leased resources to come back and be released; a lease returned later
         is still released, never pooled. Cancelled, it stops waiting at once
         and the pool stays closed.
@@ -719,36 +610,34 @@ class AsyncPool(PoolCore[T, _Waiter]):
         """
         timeout = check_timeout("timeout", timeout)
         binding = self._bind_loop()
-        slots = self._mark_closed()
+        ends = None if timeout is None else binding.loop.time() + timeout
+        slots = self._state.close()
         await self._stop_maintainer(binding)
-        errors = await self._release_all(slots)
+        errors: list[BaseException] = []
+        if slots:
+            releasing = asyncio.ensure_future(self._release_all(slots))
+            done, _ = await asyncio.wait([releasing], timeout=self._left(binding, ends))
+            errors = releasing.result() if done else []
         if self._live():
             drained = binding.loop.create_future()
             binding.drains.append(drained)
-            await asyncio.wait([drained], timeout=timeout)
+            await asyncio.wait([drained], timeout=self._left(binding, ends))
             if self._live():
                 logger.warning(
-                    "pool %r: closed with %d resources still leased; they will be "
-                    "released when they come back",
-                    self._name,
+                    "pool %r: closed with %d resources still leased or releasing; they "
+                    "will be released when they come back",
+                    self._state.name,
                     self._live(),
                 )
-        if errors:
-            raise BaseExceptionGroup(
-                f"pool {self._name!r}: {len(errors)} of {len(slots)} resources failed to release",
-                errors,
-            )
+        self._raise_release_errors(slots, errors)
+
+    @staticmethod
+    def _left(binding: Binding, ends: float | None) -> float | None:
+        return None if ends is None else max(0.0, ends - binding.loop.time())
 
     def _live(self) -> int:
-        return len(self._slots) + self._creating + self._releasing
-
-    def _drained(self) -> None:
-        binding = self._binding
-        if binding is not None:
-            drains, binding.drains = binding.drains, []
-            for future in drains:
-                if not future.done():
-                    future.set_result(None)
+        state = self._state
+        return len(state.slots) + state.creating + state.releasing
 
     async def open(self) -> None:
         """Accept acquires again after ``close()``; a no-op on an open pool.
@@ -756,68 +645,110 @@ class AsyncPool(PoolCore[T, _Waiter]):
         Starts the maintainer if the pool has ``min_size`` or ``max_idle``.
         """
         binding = self._bind_loop()
-        self._mark_open()
+        self._state.open()
         self._start_maintainer(binding)
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Wait until ``min_size`` resources exist (the maintainer creates them).
 
+        Returns at once when they do, also after ``resize()`` lowered
+        ``min_size`` to what exists.
+
         Raises:
             PoolTimeout: they did not within ``timeout`` seconds (``None``: no limit).
-            PoolClosed: the pool is closed.
+            PoolClosed: the pool is closed, or was closed while this call waited.
         """
         timeout = check_timeout("timeout", timeout)
         binding = self._bind_loop()
-        if self._closed:
-            raise self._closed_error()
+        state = self._state
         self._start_maintainer(binding)
         try:
             async with asyncio.timeout(timeout):
-                while len(self._slots) < self._min_size:
+                while not state.closed and not state.ready():
                     ready = binding.loop.create_future()
                     binding.ready.append(ready)
                     await ready
         except TimeoutError:
             raise PoolTimeout(
-                f"pool {self._name!r}: {len(self._slots)} of min_size={self._min_size} "
-                f"resources exist after {timeout} s ({self.stats().last_error or 'no error'})"
+                f"pool {state.name!r}: {len(state.slots)} of min_size={state.min_size} "
+                f"resources exist after {timeout} s ({state.breaker.last_error() or 'no error'})"
             ) from None
-
-    def _notify_ready(self, binding: _Binding) -> None:
-        ready, binding.ready = binding.ready, []
-        for future in ready:
-            if not future.done():
-                future.set_result(None)
+        if state.closed:
+            raise state.closed_error()
 
     async def resize(self, pool_size: int | None = None, *, min_size: int | None = None) -> None:
         """Change ``pool_size`` and/or ``min_size`` now.
 
         Growing serves waiters at once. Shrinking releases idle resources
         beyond the new size now (and waits for that) and leased ones as they
-        come back, never pooling beyond the new size.
+        come back, and releases creations in flight that would exceed it,
+        never pooling beyond the new size.
 
         Raises:
             ValueError, TypeError: a bad size; nothing changes.
             ExceptionGroup: releaser errors of the idle resources released.
         """
         binding = self._bind_loop()
-        slots = self._resize(pool_size, min_size)
+        slots = self._state.resize(pool_size, min_size)
         self._start_maintainer(binding)
         binding.nudge.set()
-        errors = await self._release_all(slots)
-        if errors:
-            raise BaseExceptionGroup(
-                f"pool {self._name!r}: {len(errors)} of {len(slots)} resources failed to release",
-                errors,
-            )
+        self._raise_release_errors(slots, await self._release_all(slots))
+
+    def add_observer(self, observer: PoolObserver) -> None:
+        """Send this pool's timings and events to ``observer`` from now on.
+
+        While any observer is attached, every lend and return reads the clock.
+        ``destroyed(resource, reason)`` gets one of ``"recycled"``,
+        ``"max_uses"``, ``"idle"``, ``"check"``, ``"alive"``, ``"reset"``,
+        ``"broken"``, ``"discarded"``, ``"reclaimed"``, ``"shrunk"``,
+        ``"disposed"``, ``"closed"``.
+
+        Raises:
+            TypeError: it lacks ``created``, ``waited`` or ``used``.
+        """
+        self._events.add(observer)
+        for slot in self._state.slots.values():
+            if slot.state == LEASED:
+                self._events.lent_already(slot.resource)
+        self._state.set_tracking(self._events.active)
+        self._refresh_lend_path()
+
+    def remove_observer(self, observer: PoolObserver) -> None:
+        """Stop sending timings to ``observer``; a no-op if it was not attached."""
+        self._events.remove(observer)
+        self._state.set_tracking(self._events.active)
+        self._refresh_lend_path()
 
     def stats(self) -> PoolStats:
         """A frozen snapshot of the pool's gauges and cumulative counters."""
-        return self._stats()
+        return self._state.stats()
 
     def leases(self) -> tuple[LeaseInfo, ...]:
         """One ``LeaseInfo`` per resource leased now, oldest first (with tracking on)."""
-        return self._lease_infos()
+        return self._state.lease_infos()
+
+    @property
+    def name(self) -> str:
+        """The pool's name, as shown in errors, logs and stats."""
+        return self._state.name
+
+    @property
+    def pool_size(self) -> int:
+        """The most resources that may exist at once."""
+        return self._state.pool_size
+
+    @property
+    def min_size(self) -> int:
+        """The fewest resources the maintainer keeps alive."""
+        return self._state.min_size
+
+    @property
+    def closed(self) -> bool:
+        """True between ``close()`` and ``open()``."""
+        return self._state.closed
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._state.describe()}>"
 
     async def __aenter__(self) -> AsyncPool[T]:
         """Open and prefill; on a prefill failure, close again and raise."""
@@ -846,14 +777,9 @@ class AsyncPool(PoolCore[T, _Waiter]):
         async with self:
             yield
 
-    # -- the maintainer ---------------------------------------------------------
+    # -- signals from the state ---------------------------------------------------
 
-    def _start_maintainer(self, binding: _Binding) -> None:
-        if binding.maintainer is None and self._needs_maintainer():
-            binding.nudge.clear()
-            binding.maintainer = binding.loop.create_task(self._maintain_loop(binding))
-
-    def _nudge(self) -> None:
+    def _wake_maintainer(self) -> None:
         binding = self._binding
         if binding is not None:
             if binding.maintainer is None:
@@ -861,25 +787,47 @@ class AsyncPool(PoolCore[T, _Waiter]):
             else:
                 binding.nudge.set()
 
-    async def _stop_maintainer(self, binding: _Binding) -> None:
+    def _progressed(self) -> None:
+        binding = self._binding
+        if binding is not None and binding.ready:
+            binding.wake(binding.ready)
+
+    def _drained(self) -> None:
+        binding = self._binding
+        if binding is not None and binding.drains:
+            binding.wake(binding.drains)
+
+    # -- the maintainer -------------------------------------------------------------
+
+    def _start_maintainer(self, binding: Binding) -> None:
+        if binding.maintainer is None and self._state.needs_maintainer():
+            binding.nudge.clear()
+            binding.maintainer = binding.loop.create_task(self._maintain_loop(binding))
+
+    async def _stop_maintainer(self, binding: Binding) -> None:
         task = binding.maintainer
         if task is not None:
             task.cancel()
             await asyncio.wait([task])
 
-    async def _maintain_loop(self, binding: _Binding) -> None:
+    async def _maintain_loop(self, binding: Binding) -> None:
+        state = self._state
         try:
             while True:
-                creations, retired, wake_at = self._maintain()
-                for slot in retired:
+                plan = state.maintain()
+                for slot, _ in plan.retire:
                     self._spawn_release(slot)
-                if creations:
-                    tasks = [self._spawn_creation(binding, prefill=False) for _ in range(creations)]
+                for slot in plan.leaks:
+                    self._report_leak(slot)
+                if plan.creations:
+                    tasks = [
+                        self._spawn_creation(binding, prefill=False) for _ in range(plan.creations)
+                    ]
                     await asyncio.gather(*tasks, return_exceptions=True)
                     continue
-                if not self._needs_maintainer():
+                if not state.needs_maintainer():
                     return
-                delay = None if wake_at is None else max(0.0, wake_at - self._clock())
+                delay = None if plan.wake is None else max(0.0, plan.wake - state.clock())
                 binding.nudge.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
@@ -888,22 +836,17 @@ class AsyncPool(PoolCore[T, _Waiter]):
             if self._on_loop(binding) and binding.maintainer is asyncio.current_task():
                 binding.maintainer = None
 
-    # -- lease tracking and loops ------------------------------------------------
-
-    def _watch(self, slot: Slot[T]) -> None:
-        assert self._loop is not None
-        assert self._leak_timeout is not None
-        slot.site = call_site()
-        slot.leak_timer = self._loop.call_later(
-            self._leak_timeout, self._report_leak, slot, slot.serial
+    def _report_leak(self, slot: Slot[T]) -> None:
+        logger.warning(
+            "pool %r: a resource has been leased for more than %g s; acquired at %s",
+            self._state.name,
+            self._state.leak_timeout,
+            slot.site or "<unknown>",
         )
 
-    def _unwatch(self, slot: Slot[T]) -> None:
-        if slot.leak_timer is not None:
-            slot.leak_timer.cancel()
-            slot.leak_timer = None
+    # -- loops and forks ------------------------------------------------------------
 
-    def _on_loop(self, binding: _Binding | None) -> bool:
+    def _on_loop(self, binding: Binding | None) -> bool:
         """Whether the pool still runs on the loop a coroutine began on.
 
         If not, that loop is closed or gone, and what was in flight there is
@@ -913,40 +856,48 @@ class AsyncPool(PoolCore[T, _Waiter]):
         """
         return binding is self._binding and (binding is None or not binding.loop.is_closed())
 
-    def _bind_loop(self) -> _Binding:
+    def _bind_loop(self) -> Binding:
+        """The binding of the running loop, taking the pool over from a closed one.
+
+        Raises:
+            PoolError: the pool has live resources on another loop that is open.
+        """
         loop = _get_running_loop()
         binding = self._binding
         if binding is not None and binding.loop is loop:
             return binding
         if binding is not None:
-            if self._live() or self._waiting:
+            if self._live() or self._state.waiting:
                 if not binding.loop.is_closed():
                     raise PoolError(
-                        f"pool {self._name!r} has {self._live()} live resources bound to "
-                        "another event loop that is still open; dispose() or close() it in "
-                        "that loop first, or make one pool per loop"
+                        f"pool {self._state.name!r} has {self._live()} live resources bound "
+                        "to another event loop that is still open; dispose() or close() it "
+                        "in that loop first, or make one pool per loop"
                     )
                 # That loop is gone: its resources cannot be touched any more.
-                self._forget()
+                self._state.forget()
                 if binding.tasks or binding.maintainer is not None:
                     # Its unfinished tasks stay referenced: collected, their
                     # coroutines would run this pool's cleanup against the
                     # state it has just forgotten.
                     self._dead_bindings.append(binding)
             binding.abandon()
-        self._binding = binding = _Binding(loop, self)
+        self._binding = binding = Binding(loop, self._state)
         self._loop = loop
         self._start_maintainer(binding)
         return binding
 
+    # pragma: no mutate start
     def _keepalive(self) -> object:  # pragma: no cover - runs in the child
         # The parent's loop too: finalising it would close the coroutines on it.
-        return (super()._keepalive(), self._binding)
+        return (list(self._state.slots.values()), self._binding)
 
     def _after_fork(self) -> None:  # pragma: no cover - runs in the child (tests/test_fork.py)
-        self._forget()
+        self._state.forget()
         self._binding = None
         self._loop = None
+
+    # pragma: no mutate end
 
 
 AsyncPool.__module__ = "escudeiro_pools"

@@ -1,35 +1,25 @@
 """The outage breaker: consecutive factory failures, backoff, and when to probe.
 
-Pure bookkeeping, kept by the core. Failures are always counted and backed
-off (the maintainer uses the backoff so a dead backend is not hammered);
-callers are refused only when ``fail_fast_after`` is set and reached.
+Pure bookkeeping, owned by the pool's state, which alone calls these
+methods. Failures are always counted and backed off (the maintainer uses the
+backoff so a dead backend is not hammered); callers are refused only when
+``fail_fast_after`` is set and reached.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import re
 
-__all__ = ["Breaker", "describe_error", "times_in_a_row"]
+from escudeiro_pools._redact import describe_error
+
+__all__ = ["Breaker", "times_in_a_row"]
 
 logger = logging.getLogger("escudeiro_pools")
-
-_URL_PASSWORD = re.compile(r"(://[^\s:/@]*:)[^\s@]*@")
-_KEY_PASSWORD = re.compile(
-    r"""((?:ssl)?password\s*[=:]\s*)('[^']*'|"[^"]*"|[^\s&;,'")]+)""", re.IGNORECASE
-)
 
 
 def times_in_a_row(failures: int) -> str:
     return "once" if failures == 1 else f"{failures} times in a row"
-
-
-def describe_error(error: BaseException) -> str:
-    """``Type: message`` with anything that looks like a password masked."""
-    text = f"{type(error).__name__}: {error}"
-    text = _URL_PASSWORD.sub(r"\1***@", text)
-    return _KEY_PASSWORD.sub(r"\1***", text)
 
 
 class Breaker:
@@ -56,12 +46,13 @@ class Breaker:
         self.failures = 0
         self.error: BaseException | None = None
         self.is_open = False
+        #: A background probe (the one creation allowed while open) is running.
         self.probing = False
         #: When the factory may next be tried in the background (after a failure).
         self.retry_at = 0.0
 
     def failed(self, error: BaseException, now: float) -> None:
-        """A factory call failed at ``now``."""
+        """A factory call failed at ``now`` (or was cut off by a deadline)."""
         self.failures += 1
         self.error = error
         self.probing = False
@@ -91,10 +82,17 @@ class Breaker:
         self.probing = False
         self._delay = self._initial
 
+    def start_probe(self) -> None:
+        """The one creation allowed while open has been reserved."""
+        self.probing = True
+
+    def probe_ended(self) -> None:
+        """A creation ended without telling success or failure (cancelled, interrupted)."""
+        self.probing = False
+
     def reset(self) -> None:
         """Forget every failure (the pool was reopened)."""
         self.succeeded()
-        self.probing = False
         self.retry_at = 0.0
 
     def retry_after(self, now: float) -> float:

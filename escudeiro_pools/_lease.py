@@ -1,5 +1,9 @@
 """Leases: one checkout, returned exactly once, as a context manager.
 
+A lease calls four methods of its pool and nothing else: ``_checkout`` and
+``_end``, and on a ``ThreadPool`` entered with ``async with``,
+``_checkout_async`` and ``_end_async``.
+
 A lease is one-shot: entering it a second time raises ``PoolError``, whether
 the first enter succeeded or failed. Its state is ``_slot``: ``None`` before
 it is entered, the leased slot while it is held, ``SPENT`` afterwards. Its
@@ -16,23 +20,21 @@ waiting for a ``ThreadPool`` resource never occupies a worker thread.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from escudeiro_pools._errors import PoolError
 from escudeiro_pools._protocol import DEFAULT
-from escudeiro_pools._slot import GONE, IDLE, LEASED, Slot
+from escudeiro_pools._slot import GONE, Slot
 
 if TYPE_CHECKING:
     from escudeiro_pools._async_pool import AsyncPool
     from escudeiro_pools._thread_pool import ThreadPool
 
-__all__ = ["SPENT", "AsyncLease", "ThreadLease", "presents_as_async_generator"]
+__all__ = ["SPENT", "AsyncLease", "ThreadLease", "ends_broken", "presents_as_async_generator"]
 
 T = TypeVar("T")
-_get_running_loop = asyncio.get_running_loop
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -77,7 +79,7 @@ def _entered_twice() -> PoolError:
     return PoolError("a lease can be entered once; call pool.lease() again for a new one")
 
 
-def _broken(
+def ends_broken(
     exc_type: type[BaseException] | None, discard_on: tuple[type[BaseException], ...]
 ) -> bool:
     """A lease ended by a ``BaseException`` (cancelled, interrupted) or one of
@@ -148,29 +150,9 @@ class AsyncLease(_Lease[T]):
         if self._slot is not None:
             raise _entered_twice()
         self._slot = SPENT
-        pool = self._pool
-        slot = verdict = None
-        if pool._idle and pool._loop is _get_running_loop():
-            # inline: slot = pool._lend_idle()
-            slot = verdict = None
-            if pool._idle:
-                slot = pool._pop_idle()
-                if (
-                    pool._plain
-                    or (pool._recycle_only and pool._clock() < slot.expires_at)
-                    or (verdict := pool._verdict(slot, alive=True)) is None
-                ):
-                    slot.state = LEASED
-                    slot.serial += 1
-                    pool._in_use += 1
-                    if pool._tracking:
-                        pool._track(slot)
-                else:
-                    pool._unpop_idle(slot)
-                    slot = None
-            # end inline
-        if slot is None:
-            slot = await pool._obtain(DEFAULT, verdict)
+        slot = self._pool._checkout(DEFAULT)
+        if not isinstance(slot, Slot):
+            slot = await slot
         self._slot = slot
         self._serial = slot.serial
         return slot.resource
@@ -185,31 +167,9 @@ class AsyncLease(_Lease[T]):
         if slot is None:
             return
         self._slot = SPENT
-        if slot.state != LEASED or slot.serial != self._serial:
-            return
-        pool = self._pool
-        if exc_type is not None and _broken(exc_type, pool._discard_on):
-            await pool._return(slot, broken=True)
-        elif pool._plain_return:
-            # inline: stale = pool._return_plain(slot)
-            stale = None
-            pool._in_use -= 1
-            pool._released += 1
-            if slot.generation != pool._generation:
-                pool._retire(slot)
-                stale = slot
-            elif pool._waiting:
-                stale = pool._hand_over(slot)
-            else:
-                if pool._stamp_returns:
-                    slot.returned_at = pool._clock()
-                slot.state = IDLE
-                pool._idle.append(slot)
-            # end inline
-            if stale is not None:
-                pool._spawn_release(stale)
-        else:
-            await pool._return(slot, broken=False)
+        pending = self._pool._end(slot, self._serial, exc_type)
+        if pending is not None:
+            await pending
 
 
 class ThreadLease(_Lease[T]):
@@ -221,39 +181,20 @@ class ThreadLease(_Lease[T]):
 
     __slots__ = ()
 
+    _pool: ThreadPool[T]
+
     def __init__(self, pool: ThreadPool[T]) -> None:
         self._pool = pool
-        self._slot: Slot[T] | None = None
+        self._slot = None
         self._serial = 0
 
     def __enter__(self) -> T:
         if self._slot is not None:
             raise _entered_twice()
         self._slot = SPENT
-        pool = self._pool
-        with pool._lock:
-            # inline: slot = pool._lend_idle()
-            slot = verdict = None
-            if pool._idle:
-                slot = pool._pop_idle()
-                if (
-                    pool._plain
-                    or (pool._recycle_only and pool._clock() < slot.expires_at)
-                    or (verdict := pool._verdict(slot, alive=True)) is None
-                ):
-                    slot.state = LEASED
-                    slot.serial += 1
-                    pool._in_use += 1
-                    if pool._tracking:
-                        pool._track(slot)
-                else:
-                    pool._unpop_idle(slot)
-                    slot = None
-            # end inline
-            if slot is None:
-                grant = pool._next_step(verdict)
-        if slot is None:
-            slot = pool._finish(grant, DEFAULT)
+        slot = self._pool._checkout(DEFAULT)
+        if not isinstance(slot, Slot):
+            slot = slot()
         self._slot = slot
         self._serial = slot.serial
         return slot.resource
@@ -268,31 +209,7 @@ class ThreadLease(_Lease[T]):
         if slot is None:
             return
         self._slot = SPENT
-        pool = self._pool
-        broken = exc_type is not None and _broken(exc_type, pool._discard_on)
-        if not broken and pool._plain_return:
-            with pool._lock:
-                if slot.state != LEASED or slot.serial != self._serial:
-                    return
-                # inline: stale = pool._return_plain(slot)
-                stale = None
-                pool._in_use -= 1
-                pool._released += 1
-                if slot.generation != pool._generation:
-                    pool._retire(slot)
-                    stale = slot
-                elif pool._waiting:
-                    stale = pool._hand_over(slot)
-                else:
-                    if pool._stamp_returns:
-                        slot.returned_at = pool._clock()
-                    slot.state = IDLE
-                    pool._idle.append(slot)
-                # end inline
-            if stale is not None:
-                pool._release_all([stale])
-            return
-        pool._end_lease(slot, self._serial, broken=broken)
+        self._pool._end(slot, self._serial, exc_type)
 
     # ``async with`` (and so FastAPI's Depends): waiting on the event loop.
 
@@ -300,7 +217,7 @@ class ThreadLease(_Lease[T]):
         if self._slot is not None:
             raise _entered_twice()
         self._slot = SPENT
-        slot = await self._pool._obtain_async()
+        slot = await self._pool._checkout_async()
         self._slot = slot
         self._serial = slot.serial
         return slot.resource
@@ -315,5 +232,4 @@ class ThreadLease(_Lease[T]):
         if slot is None:
             return
         self._slot = SPENT
-        pool = self._pool
-        await pool._end_lease_async(slot, self._serial, broken=_broken(exc_type, pool._discard_on))
+        await self._pool._end_async(slot, self._serial, exc_type)

@@ -11,7 +11,7 @@ import inspect
 import itertools
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,38 +58,13 @@ class Options:
     retry_backoff: tuple[float, float]
 
 
-def configure(
-    kind: str,
-    *,
-    factory: object,
-    releaser: object,
-    queue_class: object,
-    lifo: type,
-    fifo: type,
-    pool_size: object,
-    min_size: object,
-    pool_recycle: object,
-    recycle_jitter: object,
-    max_uses: object,
-    name: object,
-    acquire_timeout: object,
-    check: object,
-    check_after_idle: object,
-    alive: object,
-    setup: object,
-    reset: object,
-    max_idle: object,
-    releaser_timeout: object,
-    leak_timeout: object,
-    discard_on: object,
-    max_waiting: object,
-    fail_fast_after: object,
-    retry_backoff: object,
-    clock: object,
-) -> Options:
-    """Validate a pool's constructor arguments; ``kind`` is the pool's class name."""
-    check_callable("factory", factory)
-    check_callable("releaser", releaser)
+def configure(kind: str, lifo: type, fifo: type, arguments: Mapping[str, Any]) -> Options:
+    """Validate a pool's constructor ``arguments`` (its ``locals()``); ``kind`` is
+    the pool's class name, ``lifo`` and ``fifo`` the queue classes it accepts."""
+    a = arguments
+    pool_size, min_size, recycle_jitter = a["pool_size"], a["min_size"], a["recycle_jitter"]
+    check_callable("factory", a["factory"])
+    check_callable("releaser", a["releaser"])
     size = check_count(
         "pool_size", pool_size, minimum=1, hint="the most resources alive at once: pool_size=10"
     )
@@ -99,36 +74,36 @@ def configure(
             f"min_size must be at most pool_size, got min_size={floor} > pool_size={size}; "
             "lower min_size or raise pool_size"
         )
-    recycle = check_seconds("pool_recycle", pool_recycle, allow_negative=True)
+    recycle = check_seconds("pool_recycle", a["pool_recycle"], allow_negative=True)
     jitter = check_seconds("recycle_jitter", recycle_jitter, hint="a fraction between 0 and 1")
     if jitter >= 1:
         raise ValueError(
             f"recycle_jitter must be a fraction below 1, got {recycle_jitter}; "
             "e.g. 0.05 shortens each lifetime by up to 5%"
         )
-    backoff = _check_backoff(retry_backoff)
+    backoff = _check_backoff(a["retry_backoff"])
     return Options(
-        name=check_name(name, kind),
+        name=check_name(a["name"], kind),
         pool_size=size,
         min_size=floor,
-        lifo=_is_lifo(queue_class, lifo, fifo, kind),
+        lifo=_is_lifo(a["queue_class"], lifo, fifo, kind),
         recycle=recycle if 0 < recycle < FOREVER else None,
         recycle_jitter=jitter,
-        max_uses=_optional_count("max_uses", max_uses, "leases before a resource is replaced"),
-        max_idle=check_timeout("max_idle", max_idle),
-        check=check_callable("check", check, allow_none=True),
-        check_after_idle=check_seconds("check_after_idle", check_after_idle),
-        alive=check_callable("alive", alive, allow_none=True),
-        setup=check_callable("setup", setup, allow_none=True),
-        reset=check_callable("reset", reset, allow_none=True),
-        leak_timeout=check_timeout("leak_timeout", leak_timeout),
-        discard_on=check_exception_types("discard_on", discard_on),
-        clock=check_callable("clock", clock),
-        acquire_timeout=check_timeout("acquire_timeout", acquire_timeout),
-        releaser_timeout=check_timeout("releaser_timeout", releaser_timeout),
-        max_waiting=_optional_count("max_waiting", max_waiting, "callers allowed to queue", 0),
+        max_uses=_optional_count("max_uses", a["max_uses"], "leases before a resource is replaced"),
+        max_idle=check_timeout("max_idle", a["max_idle"]),
+        check=check_callable("check", a["check"], allow_none=True),
+        check_after_idle=check_seconds("check_after_idle", a["check_after_idle"]),
+        alive=check_callable("alive", a["alive"], allow_none=True),
+        setup=check_callable("setup", a["setup"], allow_none=True),
+        reset=check_callable("reset", a["reset"], allow_none=True),
+        leak_timeout=check_timeout("leak_timeout", a["leak_timeout"]),
+        discard_on=check_exception_types("discard_on", a["discard_on"]),
+        clock=check_callable("clock", a["clock"]),
+        acquire_timeout=check_timeout("acquire_timeout", a["acquire_timeout"]),
+        releaser_timeout=check_timeout("releaser_timeout", a.get("releaser_timeout")),
+        max_waiting=_optional_count("max_waiting", a["max_waiting"], "callers allowed to queue", 0),
         fail_fast_after=_optional_count(
-            "fail_fast_after", fail_fast_after, "consecutive factory failures"
+            "fail_fast_after", a["fail_fast_after"], "consecutive factory failures"
         ),
         retry_backoff=backoff,
     )

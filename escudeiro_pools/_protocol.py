@@ -1,4 +1,5 @@
-"""What the core hands out and whom it talks to: grants, waiters, observers."""
+"""What the state hands out and whom it talks to: grants, waiters, the pool's
+signals, and observers."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ __all__ = [
     "CREATE",
     "DEFAULT",
     "EXPIRED",
+    "PAUSED",
     "UNAVAILABLE",
     "WAIT",
     "Grant",
     "PoolObserver",
+    "Signals",
     "Waiter",
 ]
 
@@ -45,8 +48,10 @@ WAIT: Final = _Token("WAIT")
 CLOSED: Final = _Token("CLOSED")
 #: Granted to a waiter: capacity is free but the factory keeps failing.
 UNAVAILABLE: Final = _Token("UNAVAILABLE")
-#: Set on a waiter by its own deadline.
+#: Granted to a waiter: its deadline passed.
 EXPIRED: Final = _Token("EXPIRED")
+#: Granted to a waiter: its deadline passed while the pool was paused.
+PAUSED: Final = _Token("PAUSED")
 
 
 Grant = Slot[Any] | _Token
@@ -55,8 +60,11 @@ Grant = Slot[Any] | _Token
 class PoolObserver(Protocol):
     """Receives a pool's timings while attached with ``pool.add_observer``.
 
-    Called on the pool's hot paths (in a thread pool, under its lock): each
-    call must be quick and must not call the pool.
+    ``created``, ``waited`` and ``used`` are required. ``lent(resource)``,
+    ``returned(resource)`` and ``destroyed(resource, reason)`` are called
+    when the observer has them (see ``add_observer`` for the reasons). An
+    observer that raises an ``Exception`` is logged and the pool goes on;
+    each call must be quick and must not call the pool.
     """
 
     def created(self, seconds: float) -> None:
@@ -79,3 +87,19 @@ class Waiter(Protocol):
     def set_result(self, grant: Any, /) -> object:
         """Hand over a grant and wake the caller; ``False`` refuses it (its loop is gone)."""
         ...
+
+
+class Signals(Protocol):
+    """What the state tells its pool; each call only wakes something, it never blocks."""
+
+    def _wake_maintainer(self) -> None:
+        """The maintainer may have work now (start it if the pool needs one)."""
+
+    def _progressed(self) -> None:
+        """Resources were made, the pool closed or ``min_size`` changed.
+
+        ``wait_ready`` callers look again.
+        """
+
+    def _drained(self) -> None:
+        """A closed pool has no live resource left."""

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from escudeiro_pools._state import PoolState
 from tests.kit import AsyncKit, FakeClock, Kit, Ledger, ThreadKit
 
 try:
@@ -53,3 +56,37 @@ def kit(request: pytest.FixtureRequest, ledger: Ledger) -> Kit:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+#: The state's transitions: every public method but the readings.
+READINGS = {"stats", "lease_infos", "describe", "check_invariants", "has_room", "ready"}
+READINGS |= {"needs_maintainer", "closed_error"}
+
+
+def _checked(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def transition(state: PoolState[Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(state, *args, **kwargs)
+        finally:
+            state.check_invariants()
+
+    return transition
+
+
+@pytest.fixture(autouse=True, scope="session")
+def invariants_after_every_transition() -> Iterator[None]:
+    """Every documented identity of the pool's state holds after every
+    transition of every pool the suite makes (free in production)."""
+    originals = {
+        name: method
+        for name, method in vars(PoolState).items()
+        if callable(method) and not name.startswith("_") and name not in READINGS
+    }
+    for name, method in originals.items():
+        setattr(PoolState, name, _checked(method))
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(PoolState, name, method)

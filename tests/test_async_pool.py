@@ -166,7 +166,7 @@ async def test_served_waiters_do_not_pile_up_deadline_entries(kit: AsyncKit) -> 
                 await asyncio.sleep(0)
             assert pool._binding is not None
             deadlines = pool._binding.deadlines
-            largest = max(largest, len(pool._waiters) + len(deadlines._late))
+            largest = max(largest, len(pool._state.waiters) + len(deadlines._late))
 
     await asyncio.gather(*(user() for _ in range(20)))
     assert pool.stats().waits > 1000  # most leases waited, each with a deadline
@@ -187,7 +187,7 @@ async def test_cancelled_waiters_behind_a_long_wait_leave_no_pile_of_entries(
         await asyncio.gather(behind, return_exceptions=True)
     assert pool._binding is not None
     deadlines = pool._binding.deadlines
-    assert len(pool._waiters) + len(deadlines._late) <= 2 * 1 + 64 + 1
+    assert len(pool._state.waiters) + len(deadlines._late) <= 2 * 1 + 64 + 1
     await pool.release(held)
     assert await head is held
 

@@ -66,9 +66,15 @@ def test_a_thread_pool_releaser_returning_a_coroutine_is_a_releaser_error(ledger
 
 
 async def test_an_async_check_may_be_a_plain_function(ledger: Ledger) -> None:
+    async def factory() -> Resource:
+        return ledger.make()
+
+    async def releaser(resource: Resource) -> None:
+        ledger.release(resource)
+
     pool = AsyncPool(
-        AsyncKit(ledger).pool()._factory,
-        AsyncKit(ledger).pool()._releaser,
+        factory,
+        releaser,
         pool_size=1,
         check=lambda resource: not resource.broken,
         check_after_idle=0,
@@ -201,10 +207,24 @@ async def test_a_stale_resource_met_while_the_pool_closes_is_not_replaced(
 def test_a_double_release_racing_itself_is_refused_once() -> None:
     pool = ThreadKit(Ledger()).pool(pool_size=1)
     resource = pool.acquire()
-    slot = pool._slots[id(resource)]
-    pool.release(resource)
-    with pytest.raises(PoolError, match="not leased"):
-        pool._end_lease(slot, slot.serial, False, True)  # the second of two racing releases
+    outcomes: list[BaseException | None] = []
+
+    def release() -> None:
+        try:
+            pool.release(resource)
+            outcomes.append(None)
+        except PoolError as exc:
+            outcomes.append(exc)
+
+    racers = [threading.Thread(target=release) for _ in range(2)]
+    with pool._lock:  # both look the resource up under the lock, one after the other
+        for racer in racers:
+            racer.start()
+    for racer in racers:
+        racer.join(5)
+    assert outcomes.count(None) == 1
+    assert "not leased" in str(next(o for o in outcomes if o is not None))
+    assert pool.stats().idle == 1
 
 
 # -- what mutation testing asked for: leases driven by hand, loops taken over ------------

@@ -76,8 +76,8 @@ def test_interrupted_waiter_costs_no_capacity(
             raise AssertionError("an interrupted waiter must not be granted")
 
     class InterruptedWaiter(ThreadWaiter):
-        def __init__(self, pool: ThreadPool[Any]) -> None:
-            super().__init__(pool)
+        def __init__(self) -> None:
+            super().__init__()
             self.signal = Interrupting()  # type: ignore[assignment]
 
     pool = kit.pool(pool_size=1)
@@ -243,7 +243,7 @@ def test_close_is_one_step_no_acquire_succeeds_once_it_began(kit: ThreadKit) -> 
     pool.prefill()
     outcomes: list[object] = []
     racers: list[threading.Thread] = []
-    original = pool._mark_closed
+    original = pool._state.close
 
     def race() -> None:
         try:
@@ -258,7 +258,7 @@ def test_close_is_one_step_no_acquire_succeeds_once_it_began(kit: ThreadKit) -> 
             racers[-1].start()
         return original()
 
-    pool._mark_closed = marking  # type: ignore[method-assign]
+    pool._state.close = marking  # type: ignore[method-assign]
     pool.close(timeout=1)
     for thread in racers:
         thread.join(5)

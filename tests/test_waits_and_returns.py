@@ -505,8 +505,8 @@ def waiter_with(signal: Callable[[threading.Lock], Any]) -> type[ThreadWaiter]:
     """A ``ThreadWaiter`` whose wake-up signal is wrapped by ``signal``."""
 
     class Waiter(ThreadWaiter):
-        def __init__(self, pool: Any) -> None:
-            super().__init__(pool)
+        def __init__(self) -> None:
+            super().__init__()
             self.signal = signal(self.signal)
 
     return Waiter

@@ -1,10 +1,10 @@
-"""Every copy of the inlined hot paths, pinned by behaviour.
+"""Every way in and out of a pool, pinned by behaviour.
 
 ``acquire``/``release``, ``async with pool.lease()``, the thread pool's
-``acquire``/``release``, ``with`` lease and ``async with`` lease each carry a
-generated copy of the checkout and return paths; each test here runs through
-every copy, so a copy that drops the leak watch, the return stamp or the
-generation check fails.
+``acquire``/``release``, ``with`` lease and ``async with`` lease each reach
+the state's checkout and return through a path of their own; each test here
+runs through every path, so one that drops the leak watch, the return stamp
+or the generation check fails.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ async def test_every_path_watches_for_leaks(
             pass
         await asyncio.sleep(0.05)
     assert pool.stats().leaks == 1
-    assert "test_hot_paths.py" in caplog.text
+    assert "test_entry_paths.py" in caplog.text
 
 
 @pytest.mark.parametrize("path", PATHS)

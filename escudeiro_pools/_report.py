@@ -1,0 +1,127 @@
+"""What a pool tells about itself: its stats, its leases, its ``repr`` and the
+errors it raises. Pure readings of a ``PoolState``; nothing here changes it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from escudeiro_pools._breaker import Breaker, times_in_a_row
+from escudeiro_pools._errors import PoolError, PoolTimeout, PoolUnavailable
+from escudeiro_pools._slot import LEASED
+from escudeiro_pools._stats import LeaseInfo, PoolStats
+
+if TYPE_CHECKING:
+    from escudeiro_pools._state import PoolState
+
+__all__ = [
+    "describe",
+    "lease_infos",
+    "not_leased",
+    "stats",
+    "timeout_error",
+    "unavailable_error",
+]
+
+
+def size(state: PoolState[Any]) -> int:
+    return len(state.slots) + state.creating + state.releasing
+
+
+def stats(state: PoolState[Any]) -> PoolStats:
+    breaker = state.breaker
+    return PoolStats(
+        name=state.name,
+        pool_size=state.pool_size,
+        min_size=state.min_size,
+        closed=state.closed,
+        available=not breaker.is_open,
+        size=size(state),
+        idle=len(state.idle),
+        in_use=state.in_use,
+        creating=state.creating,
+        checking=state.checking,
+        resetting=state.resetting,
+        releasing=state.releasing,
+        waiting=state.waiting,
+        created=state.created,
+        destroyed=state.destroyed,
+        abandoned=state.abandoned,
+        detached=state.detached,
+        acquired=state.released + state.in_use + state.lost_leases,
+        released=state.released,
+        timeouts=state.timeouts,
+        rejected=state.rejected,
+        unavailable=state.unavailable,
+        factory_errors=state.factory_errors,
+        releaser_errors=state.releaser_errors,
+        reset_errors=state.reset_errors,
+        check_failures=state.check_failures,
+        recycled=state.recycled,
+        idle_expired=state.idle_expired,
+        discarded=state.discarded,
+        leaks=state.leaks,
+        waits=state.waits,
+        wait_time_total=state.wait_time_total,
+        wait_time_max=state.wait_time_max,
+        consecutive_failures=breaker.failures,
+        last_error=breaker.last_error(),
+    )
+
+
+def lease_infos(state: PoolState[Any]) -> tuple[LeaseInfo, ...]:
+    leased = [s for s in state.slots.values() if s.state == LEASED]
+    if not state.tracking:
+        return tuple(LeaseInfo(None, None) for _ in leased)
+    now = state.clock()
+    leased.sort(key=lambda s: s.leased_at)
+    return tuple(LeaseInfo(max(0.0, now - s.leased_at), s.site) for s in leased)
+
+
+def describe(state: PoolState[Any]) -> str:
+    """What ``repr`` shows after the class name."""
+    closed = " closed" if state.closed else ""
+    return (
+        f"{state.name!r}{closed} size={size(state)}/{state.pool_size}"
+        f" idle={len(state.idle)} in_use={state.in_use} waiting={state.waiting}"
+    )
+
+
+def not_leased(name: str, resource: object, known: bool) -> PoolError:
+    """``resource`` is not leased (``known``: it is in the pool, idle or being returned)."""
+    if known:
+        return PoolError(
+            f"pool {name!r}: {resource!r} is not leased (it is idle in the pool "
+            "or already being returned); release each acquired resource exactly once"
+        )
+    return PoolError(
+        f"pool {name!r}: {resource!r} was not acquired from this pool "
+        "(or was already destroyed or detached); release resources only to the pool "
+        "they came from"
+    )
+
+
+def unavailable_error(name: str, breaker: Breaker, now: float) -> PoolUnavailable:
+    retry_after = breaker.retry_after(now)
+    error = PoolUnavailable(
+        f"pool {name!r}: the factory failed {times_in_a_row(breaker.failures)} "
+        f"(last: {breaker.last_error()}); refusing to create until a retry succeeds, "
+        f"next retry in {retry_after:.2f} s",
+        retry_after,
+    )
+    error.__cause__ = breaker.error
+    return error
+
+
+def timeout_error(state: PoolState[Any], timeout: float | None, phase: str) -> PoolTimeout:
+    message = (
+        f"pool {state.name!r}: couldn't get a resource within {timeout or 0.0:.2f} s "
+        f"(timed out while {phase}; size {size(state)}/{state.pool_size}, "
+        f"in use {state.in_use}, waiting {state.waiting}); "
+    )
+    holders = lease_infos(state) if state.tracking else ()
+    if holders and holders[0].age is not None:
+        message += (
+            f"the oldest lease, {holders[0].age:.1f} s old, was acquired at {holders[0].site}; "
+        )
+    return PoolTimeout(message + "raise pool_size or acquire_timeout, or return leases sooner")

@@ -1,0 +1,778 @@
+"""The one owner of a pool's state: every slot, waiter, gauge and counter.
+
+Both pools hold a ``PoolState`` and change their state only through its
+methods (the thread pool under its lock). A method decides, changes the
+books and returns what the pool must do next: lend a slot, run ``alive``,
+``check`` or ``reset`` on it and report back, run the factory under the
+capacity it reserved, release a retired slot, or wait. It never awaits,
+blocks or calls the user's code, so every transition completes and keeps
+the books; the pools run the I/O outside and report its outcome.
+
+The fields are read by the rest of the package (stats, the pools' fast
+checks, the invariant check) and written only here. Capacity comes back in
+three places: ``creation_failed``, ``release_done`` and ``replaced`` (a
+retired slot's releaser finished), and ``detach``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from escudeiro_pools import _invariants, _maintenance, _report
+from escudeiro_pools._breaker import Breaker
+from escudeiro_pools._errors import PoolBusy, PoolClosed, PoolError, PoolTimeout, PoolUnavailable
+from escudeiro_pools._lifetimes import lifetime_end, stale_reason
+from escudeiro_pools._options import Options, check_count
+from escudeiro_pools._protocol import (
+    CLOSED,
+    CREATE,
+    EXPIRED,
+    UNAVAILABLE,
+    WAIT,
+    Grant,
+    Signals,
+    Waiter,
+)
+from escudeiro_pools._slot import CHECKING, GONE, IDLE, LEASED, RESETTING, Slot
+from escudeiro_pools._stats import LeaseInfo, PoolStats
+
+__all__ = ["PoolState"]
+
+T = TypeVar("T")
+
+#: One queued caller: its waiter, its deadline (the async pool's timer reads
+#: it; None: none) and when it began to wait (``time.monotonic``).
+Entry = tuple[Waiter, float | None, float]
+
+
+class PoolState(Generic[T]):
+    """Idle slots, live count, waiter queue, gauges and counters, with their transitions.
+
+    ``slots`` maps ``id(resource)`` to every slot that is idle, leased,
+    checking or resetting; ``size == len(slots) + creating + releasing``
+    never exceeds ``pool_size`` (but after a shrinking ``resize``, until the
+    resources leased before it come back). Idle slots and live waiters are
+    never both present.
+    """
+
+    def __init__(self, options: Options, signals: Signals) -> None:
+        self.name = options.name
+        self.signals = signals
+        self.pool_size = options.pool_size
+        #: The largest ``pool_size`` the pool ever had (releasers a shrink started may run).
+        self.peak_size = options.pool_size
+        self.min_size = options.min_size
+        self.lifo = options.lifo
+        self.recycle = options.recycle
+        self.jitter = options.recycle_jitter
+        self.max_uses = options.max_uses
+        self.max_idle = options.max_idle
+        #: ``check_after_idle`` when the pool has a ``check``, else None.
+        self.check_after = options.check_after_idle if options.check is not None else None
+        self.has_alive = options.alive is not None
+        self.has_reset = options.reset is not None
+        self.leak_timeout = options.leak_timeout
+        self.max_waiting = options.max_waiting
+        self.clock = options.clock
+        self.wait_clock = time.monotonic
+        # Lease tracking (ages and sites): on with the leak watch.
+        self.tracking = options.leak_timeout is not None
+        # Whether a maintainer may ever be needed.
+        self.maintained = (
+            options.min_size > 0
+            or options.max_idle is not None
+            or options.fail_fast_after is not None
+            or options.leak_timeout is not None
+        )
+        # A checkout judges an idle slot by its times only when an option looks at them.
+        self.timed = self.recycle is not None or self.max_idle is not None
+        self.timed = self.timed or self.check_after is not None
+        # A checkout that needs no inspection at all does not read the clock.
+        self.plain = not self.timed and not self.has_alive
+        # Only the age since creation matters at checkout: one clock read.
+        self.recycle_only = (
+            self.recycle is not None
+            and self.max_idle is None
+            and self.check_after is None
+            and not self.has_alive
+        )
+        # Return times matter only to options that measure idleness.
+        self.stamp_returns = self.max_idle is not None or self.check_after is not None
+        # A return runs alive and/or reset before the slot is settled.
+        self.return_work = self.has_alive or self.has_reset
+        self.shrinking = False
+        self.plain_return = False
+        self._refresh_return_path()
+        self.breaker = Breaker(options.name, options.fail_fast_after, options.retry_backoff)
+        self.idle: deque[Slot[T]] = deque()
+        # LIFO lends the most recently returned slot; returns are appended on the right.
+        self._pop_idle: Callable[[], Slot[T]] = self.idle.pop if self.lifo else self.idle.popleft
+        self.slots: dict[int, Slot[T]] = {}
+        self.waiters: deque[Entry] = deque()
+        self.creating = self.prefilling = self.checking = self.resetting = 0
+        self.releasing = self.in_use = self.waiting = 0
+        self.generation = 0
+        #: Why slots of an earlier generation are released ("disposed", "closed").
+        self.generation_fate = "disposed"
+        self.closed = False
+        self.created = self.destroyed = self.abandoned = self.detached = 0
+        self.released = self.lost_leases = self.timeouts = 0
+        self.rejected = self.unavailable = 0
+        self.factory_errors = self.releaser_errors = self.reset_errors = 0
+        self.check_failures = self.recycled = self.idle_expired = 0
+        self.discarded = self.leaks = self.waits = 0
+        self.wait_time_total = self.wait_time_max = 0.0
+
+    def _refresh_return_path(self) -> None:
+        """A return is plain (bookkeeping only) unless an option or a shrink acts on it."""
+        self.plain_return = not (
+            self.return_work or self.max_uses is not None or self.tracking or self.shrinking
+        )
+
+    # -- checkout -------------------------------------------------------------------
+
+    def checkout(self) -> Grant:
+        """What a caller gets now.
+
+        Returns a slot — ``LEASED``: it is the caller's; ``CHECKING``: run
+        ``alive`` (and ``check`` if ``needs_check``), then ``checked``;
+        ``GONE``: it was stale, release it, then ``replaced`` — or ``CREATE``
+        (capacity is reserved: run the factory, then ``created`` or
+        ``creation_failed``) or ``WAIT`` (queue with ``enqueue``).
+
+        Raises:
+            PoolClosed, PoolUnavailable, PoolBusy.
+        """
+        if self.idle:
+            slot = self._pop_idle()
+            if self.plain or (self.recycle_only and self.clock() < slot.expires_at):
+                slot.state = LEASED
+                slot.serial += 1
+                self.in_use += 1
+                if self.tracking:
+                    self._stamp(slot)
+                return slot
+            return self._judge(slot, alive=True)
+        if self.closed:
+            raise self.closed_error()
+        if self.has_room():
+            if self.breaker.is_open:
+                raise self.unavailable_error()
+            self.creating += 1
+            return CREATE
+        if self.max_waiting is not None and self.waiting >= self.max_waiting:
+            self.rejected += 1
+            raise PoolBusy(
+                f"pool {self.name!r}: {self.waiting} callers already wait (max_waiting="
+                f"{self.max_waiting}); retry later, or raise pool_size or max_waiting"
+            )
+        return WAIT
+
+    def enqueue(self, waiter: Waiter, deadline: float | None, started: float) -> None:
+        """Queue a caller that got ``WAIT``; it is granted a slot or a token."""
+        self.waiters.append((waiter, deadline, started))
+        self.waiting += 1
+
+    def _judge(self, slot: Slot[T], *, alive: bool) -> Slot[T]:
+        """An unleased slot for a caller: lend it, have it checked, or retire it."""
+        reason = (
+            stale_reason(slot, self.clock(), self.max_idle, self.check_after)
+            if self.timed
+            else None
+        )
+        if reason is None or reason == "check":
+            if reason is None and not (alive and self.has_alive):
+                self._lend(slot)
+                return slot
+            slot.state = CHECKING
+            slot.needs_check = reason == "check"
+            self.checking += 1
+            return slot
+        if reason == "recycled":
+            self.recycled += 1
+        else:
+            self.idle_expired += 1
+        self._retire(slot, reason)
+        return slot
+
+    def checked(self, slot: Slot[T], fate: str | None) -> Slot[T]:
+        """``alive``/``check`` of a ``CHECKING`` slot ended: passed (``fate`` None),
+        or failed or was interrupted (``fate``: ``"alive"`` or ``"check"``).
+
+        Returns the slot: ``LEASED`` to the caller, or ``GONE`` (release it, then
+        ``replaced``).
+        """
+        self.checking -= 1
+        if fate is None and slot.generation == self.generation:
+            if slot.needs_check:
+                slot.checked_at = self.clock()
+            self._lend(slot)
+            return slot
+        if fate is not None:
+            self.check_failures += 1
+        self._retire(slot, fate or self.generation_fate)
+        return slot
+
+    def replaced(self, claimed: bool, *, failed: bool = False) -> Grant:
+        """The releaser of a stale slot a caller met has finished (``failed``: it raised).
+
+        ``claimed``: the caller still wants a resource. Its capacity becomes the
+        caller's creation (``CREATE``) if the pool may create; otherwise it is
+        freed and the caller gets what ``checkout`` says (``WAIT`` if it left).
+
+        Raises:
+            PoolClosed, PoolUnavailable, PoolBusy: as ``checkout``.
+        """
+        self.releasing -= 1
+        self.destroyed += 1
+        if failed:
+            self.releaser_errors += 1
+        if claimed and not self.closed and not self.breaker.is_open and self.has_room():
+            self.creating += 1
+            return CREATE
+        self._freed()
+        return self.checkout() if claimed else WAIT
+
+    def _lend(self, slot: Slot[T]) -> None:
+        slot.state = LEASED
+        slot.serial += 1
+        self.in_use += 1
+        if self.tracking:
+            self._stamp(slot)
+
+    def _stamp(self, slot: Slot[T]) -> None:
+        slot.leased_at = self.clock()
+        slot.site = None
+
+    def set_tracking(self, observed: bool) -> None:
+        """Observers were attached (``observed``) or all removed: lease ages are
+        tracked while any is, or while the leak watch is on."""
+        tracking = self.leak_timeout is not None or observed
+        if tracking and not self.tracking:
+            # Leases already out were never stamped: their age counts from now.
+            now = self.clock()
+            for slot in self.slots.values():
+                if slot.state == LEASED:
+                    slot.leased_at = now
+        self.tracking = tracking
+        self._refresh_return_path()
+
+    def watch(self, slot: Slot[T], site: str) -> None:
+        """Tracking is on: a leased slot's holder was acquired at ``site``."""
+        if slot.state == LEASED:
+            slot.site = site
+            if self.leak_timeout is not None:
+                self.signals._wake_maintainer()
+
+    # -- waiters --------------------------------------------------------------------
+
+    def _offer(self, grant: Grant) -> bool:
+        """Hand ``grant`` to the longest live waiter; False if none takes it."""
+        waiters = self.waiters
+        while waiters:
+            waiter, _, started = waiters.popleft()
+            if waiter.done():
+                continue
+            self.waiting -= 1
+            if waiter.set_result(grant) is not False:
+                self._note_wait(self.wait_clock() - started)
+                return True
+        return False
+
+    def _note_wait(self, seconds: float) -> None:
+        self.waits += 1
+        self.wait_time_total += seconds
+        if seconds > self.wait_time_max:
+            self.wait_time_max = seconds
+
+    def left_queue(self, started: float) -> None:
+        """A queued caller left before it was granted anything (it marked its waiter done)."""
+        self.waiting -= 1
+        self._note_wait(self.wait_clock() - started)
+        # Dead waiters are skipped lazily; compact so timeouts cannot grow the queue.
+        if len(self.waiters) > 2 * self.waiting + 64:
+            self.waiters = deque(entry for entry in self.waiters if not entry[0].done())
+
+    def refuse(self, grant: Grant) -> Slot[T] | None:
+        """A waiter was granted ``grant`` but left first: pass it on.
+
+        Returns a slot the caller must release (it went stale meanwhile).
+        """
+        if grant is CREATE:
+            self.creating -= 1
+            self._freed()
+        elif isinstance(grant, Slot):
+            if grant.state == LEASED:
+                grant.serial -= 1
+                self.in_use -= 1
+            elif grant.state == CHECKING:
+                self.checking -= 1
+            else:
+                return None
+            return self._place(grant)
+        return None
+
+    def expire_due(self, now: float) -> float | None:
+        """Expire the waiters at the front of the queue whose deadline is ``now`` or
+        earlier (they get ``EXPIRED``). Returns the deadline of the new front
+        (``math.inf`` if it has none), or None if nobody waits.
+
+        Deadlines that arrived out of order are the async pool's own to expire
+        (``expire``).
+        """
+        waiters = self.waiters
+        while waiters:
+            waiter, deadline, started = waiters[0]
+            if not waiter.done():
+                if deadline is None:
+                    return math.inf
+                if deadline > now:
+                    return deadline
+                self.expire(waiter, started)
+            waiters.popleft()
+        return None
+
+    def expire(self, waiter: Waiter, started: float) -> None:
+        """``waiter``'s deadline passed: it gets ``EXPIRED`` unless it is done."""
+        if not waiter.done():
+            waiter.set_result(EXPIRED)
+            self.waiting -= 1
+            self._note_wait(self.wait_clock() - started)
+
+    def _serve(self) -> None:
+        """Capacity was freed or the pool closed: grant it to waiters, first come first served."""
+        # Idle slots and live waiters never coexist: only capacity is granted here.
+        while self.waiting:
+            if self.closed:
+                grant: Grant = CLOSED
+            elif not self.has_room():
+                return
+            elif self.breaker.is_open:
+                grant = UNAVAILABLE
+                self.unavailable += 1
+            else:
+                grant = CREATE
+                self.creating += 1
+            if not self._offer(grant):
+                if grant is CREATE:
+                    self.creating -= 1
+                elif grant is UNAVAILABLE:
+                    self.unavailable -= 1
+                return
+
+    # -- creation -------------------------------------------------------------------
+
+    def has_room(self) -> bool:
+        return len(self.slots) + self.creating + self.releasing < self.pool_size
+
+    def _reserve(self) -> bool:
+        """Reserve capacity for one creation if the pool is below its size."""
+        if self.has_room():
+            self.creating += 1
+            return True
+        return False
+
+    def plan_prefill(self, count: int | None) -> int:
+        """Reserve the creations ``prefill(count)`` needs; returns how many.
+
+        ``count`` is a target of idle resources that counts prefill's
+        creations already in flight; the pool's size bounds it.
+
+        Raises:
+            PoolClosed: the pool is closed.
+            PoolUnavailable: the factory keeps failing (the breaker is open).
+        """
+        if self.closed:
+            raise PoolClosed(f"pool {self.name!r} is closed; call open() before prefill()")
+        target = self.pool_size if count is None else min(count, self.pool_size)
+        wanted = target - len(self.idle) - self.prefilling
+        if wanted > 0 and self.breaker.is_open:
+            raise self.unavailable_error(counted=True)
+        planned = 0
+        while planned < wanted and self._reserve():
+            planned += 1
+        self.prefilling += planned
+        return planned
+
+    def creation_done(self, resource: T, *, for_caller: bool, prefill: bool = False) -> Slot[T]:
+        """A reserved creation produced ``resource``.
+
+        ``for_caller``: it is lent to the caller that reserved (``LEASED``).
+        Otherwise it is put to use (to a waiter, or idle), or ``GONE`` when
+        the pool closed or shrank meanwhile: release it then.
+
+        Raises:
+            PoolError: the factory returned an object already in the pool.
+        """
+        self.creating -= 1
+        if prefill:
+            self.prefilling -= 1
+        key = id(resource)
+        if key in self.slots:
+            self._freed()
+            raise PoolError(
+                f"pool {self.name!r}: the factory returned a resource that is already "
+                "in the pool; it must make a new object on every call"
+            )
+        now = self.clock()
+        # A slot made for a pool that closed meanwhile is never current, so never pooled.
+        generation = -1 if self.closed else self.generation
+        slot: Slot[T] = Slot(
+            resource, now, generation, lifetime_end(now, self.recycle, self.jitter)
+        )
+        self.slots[key] = slot
+        self.created += 1
+        breaker = self.breaker
+        if breaker.failures or breaker.probing:
+            breaker.succeeded()
+            self._serve()
+        self.signals._progressed()
+        if for_caller:
+            self._lend(slot)
+        elif generation != self.generation:
+            self._retire(slot, "closed")
+        elif len(self.slots) + self.creating > self.pool_size:
+            # The pool shrank while this was made: it would be one too many.
+            self._retire(slot, "shrunk")
+        else:
+            self._place(slot)
+        return slot
+
+    def creation_failed(self, error: BaseException, *, prefill: bool = False) -> None:
+        """A reserved creation produced nothing.
+
+        An ``Exception`` (a deadline that cut it off included) is a failed
+        attempt: it counts toward the breaker and its backoff. A cancellation or
+        an interrupt only gives the capacity back.
+        """
+        self.creating -= 1
+        if prefill:
+            self.prefilling -= 1
+        if isinstance(error, Exception):
+            self.factory_errors += 1
+            self.breaker.failed(error, self.clock())
+        else:
+            self.breaker.probe_ended()
+        self._freed()
+
+    # -- return ---------------------------------------------------------------------
+
+    def give_back(self, resource: object) -> Slot[T] | None:
+        """``release(resource)``: end its lease.
+
+        Returns None (pooled or handed over), or a slot: ``RESETTING`` (run
+        ``alive``/``reset``, then ``returned``) or ``GONE`` (release it).
+
+        Raises:
+            PoolError: it is not leased from this pool; nothing changes.
+        """
+        slot = self.slots.get(id(resource))
+        if slot is None or slot.resource is not resource or slot.state != LEASED:
+            raise _report.not_leased(self.name, resource, slot is not None)
+        return self._end(slot, "")
+
+    def end_lease(self, slot: Slot[T], serial: int, fate: str = "") -> Slot[T] | None:
+        """A lease's exit: as ``give_back``, or a no-op if the lease already ended
+        (released, discarded, detached or forgotten inside the block).
+
+        ``fate`` (``"broken"``, ``"discarded"``): the slot is released, not reset.
+        """
+        if slot.state != LEASED or slot.serial != serial:
+            return None
+        return self._end(slot, fate)
+
+    def discard(self, resource: object) -> Slot[T]:
+        """``discard(resource)``: end its lease; returns the slot to release.
+
+        Raises:
+            PoolError: it is not leased from this pool.
+        """
+        slot = self.slots.get(id(resource))
+        if slot is None or slot.resource is not resource or slot.state != LEASED:
+            raise _report.not_leased(self.name, resource, slot is not None)
+        self._end(slot, "discarded")
+        return slot
+
+    def _end(self, slot: Slot[T], fate: str) -> Slot[T] | None:
+        self.in_use -= 1
+        self.released += 1
+        if self.plain_return and not fate:
+            if slot.generation != self.generation:
+                self._retire(slot, self.generation_fate)
+                return slot
+            if self.waiting:
+                return self._hand_over(slot)
+            if self.stamp_returns:
+                slot.returned_at = self.clock()
+            slot.state = IDLE
+            self.idle.append(slot)
+            return None
+        slot.site = None
+        if fate:
+            self.discarded += 1
+            self._retire(slot, fate)
+            return slot
+        if self.return_work:
+            slot.state = RESETTING
+            self.resetting += 1
+            return slot
+        return self._settle(slot)
+
+    def returned(self, slot: Slot[T], fate: str | None) -> Slot[T] | None:
+        """``alive``/``reset`` of a ``RESETTING`` slot ended: it passed (``fate``
+        None), or ``"alive"`` found it dead, ``"reset"`` failed, ``"broken"``:
+        interrupted. Returns the slot if it must be released."""
+        self.resetting -= 1
+        if fate is None:
+            return self._settle(slot)
+        if fate == "alive":
+            self.check_failures += 1
+        elif fate == "reset":
+            self.reset_errors += 1
+        self._retire(slot, fate)
+        return slot
+
+    def _settle(self, slot: Slot[T]) -> Slot[T] | None:
+        """Decide a returned slot's fate: pool it, or return it to be released."""
+        if slot.generation != self.generation:
+            self._retire(slot, self.generation_fate)
+        elif self.max_uses is not None and slot.serial >= self.max_uses:
+            self.recycled += 1
+            self._retire(slot, "max_uses")
+        elif self.shrinking and self._over_size():
+            self._retire(slot, "shrunk")
+        else:
+            return self._place(slot)
+        return slot
+
+    def _place(self, slot: Slot[T]) -> Slot[T] | None:
+        """Put an unleased slot to use: to the longest waiter, else idle.
+
+        Returns the slot if it went stale first and must be released; its
+        capacity then goes to the front waiter when the releaser finishes.
+        """
+        if slot.generation != self.generation:
+            self._retire(slot, self.generation_fate)
+            return slot
+        if self.waiting:
+            return self._hand_over(slot)
+        if self.stamp_returns:
+            slot.returned_at = self.clock()
+        slot.state = IDLE
+        self.idle.append(slot)
+        return None
+
+    def _hand_over(self, slot: Slot[T]) -> Slot[T] | None:
+        """``_place`` when callers wait (every contended return): the longest
+        live waiter gets ``slot`` lent, or to check; a stale one is returned."""
+        if self.plain or (self.recycle_only and self.clock() < slot.expires_at):
+            self._lend(slot)
+        elif self._judge(slot, alive=False).state == GONE:
+            return slot
+        if self._offer(slot):
+            return None
+        # Nobody took it (every waiter had left): pool it.
+        if slot.state == LEASED:
+            slot.serial -= 1
+            self.in_use -= 1
+        else:
+            self.checking -= 1
+        if self.stamp_returns:
+            slot.returned_at = self.clock()
+        slot.state = IDLE
+        self.idle.append(slot)
+        return None
+
+    def _retire(self, slot: Slot[T], fate: str) -> None:
+        """Take ``slot`` out of the pool; its capacity stays held until ``release_done``."""
+        del self.slots[id(slot.resource)]
+        slot.state = GONE
+        slot.fate = fate
+        self.releasing += 1
+
+    def release_done(self, failed: bool = False) -> None:
+        """The releaser of a retired slot finished (``failed``: it raised): free its capacity."""
+        self.releasing -= 1
+        self.destroyed += 1
+        if failed:
+            self.releaser_errors += 1
+        self._freed()
+
+    def _freed(self) -> None:
+        """Capacity came back: to the waiters, else to the maintainer's judgement."""
+        self._serve()
+        if self.closed and not self.slots and not self.creating and not self.releasing:
+            self.signals._drained()
+        if self.needs_maintainer():
+            self.signals._wake_maintainer()
+
+    def detach(self, resource: object) -> None:
+        """A leased resource leaves the pool for good, unreleased: its capacity is free at once.
+
+        Raises:
+            PoolError: it is not leased from this pool.
+        """
+        slot = self.slots.get(id(resource))
+        if slot is None or slot.resource is not resource or slot.state != LEASED:
+            raise _report.not_leased(self.name, resource, slot is not None)
+        del self.slots[id(resource)]
+        slot.state = GONE
+        self.in_use -= 1
+        self.released += 1
+        self.detached += 1
+        self._freed()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def take_all_idle(self, fate: str = "disposed") -> list[Slot[T]]:
+        """Retire every idle slot; slots leased now are released when they come back."""
+        self.generation += 1
+        self.generation_fate = fate
+        slots = list(self.idle)
+        self.idle.clear()
+        for slot in slots:
+            self._retire(slot, fate)
+        return slots
+
+    def close(self) -> list[Slot[T]]:
+        """Refuse acquires, grant ``CLOSED`` to waiters, retire every idle slot (to release)."""
+        self.closed = True
+        slots = self.take_all_idle("closed")
+        self._serve()
+        self.signals._progressed()
+        self._freed()
+        return slots
+
+    def open(self) -> None:
+        if self.closed:
+            self.closed = False
+            self.breaker.reset()
+
+    def resize(self, pool_size: int | None, min_size: int | None) -> list[Slot[T]]:
+        """Change the bounds; returns the idle slots beyond the new size (to release).
+
+        Raises:
+            TypeError, ValueError: a bad size; nothing changes.
+        """
+        size = self.pool_size
+        if pool_size is not None:
+            size = check_count(
+                "pool_size", pool_size, minimum=1, hint="the most resources alive at once"
+            )
+        floor = self.min_size
+        if min_size is not None:
+            floor = check_count("min_size", min_size, hint="the fewest resources to keep alive")
+        if floor > size:
+            raise ValueError(
+                f"min_size must be at most pool_size, got min_size={floor} > pool_size={size}"
+            )
+        self.pool_size, self.min_size = size, floor
+        self.peak_size = max(self.peak_size, size)
+        self.maintained = self.maintained or floor > 0
+        retired: list[Slot[T]] = []
+        while self.idle and self._over_size():
+            slot = self.idle.popleft()
+            self._retire(slot, "shrunk")
+            retired.append(slot)
+        self.shrinking = self._over_size()
+        self._refresh_return_path()
+        self._serve()
+        self.signals._progressed()
+        if self.needs_maintainer():
+            self.signals._wake_maintainer()
+        return retired
+
+    def _over_size(self) -> bool:
+        # Slots being released are on their way out: they are not counted twice.
+        over = len(self.slots) + self.creating > self.pool_size
+        if not over and self.shrinking:
+            self.shrinking = False
+            self._refresh_return_path()
+        return over
+
+    def ready(self) -> bool:
+        """``wait_ready`` may return: ``min_size`` resources exist."""
+        return len(self.slots) >= self.min_size
+
+    def forget(self) -> None:
+        """Drop every resource without touching it (its loop or process is gone).
+
+        Leases still open on them become inert: their exit changes nothing. A
+        creation still in flight made nothing the pool counted, so it is not
+        counted abandoned either.
+        """
+        for slot in self.slots.values():
+            slot.state = GONE
+        self.abandoned += len(self.slots) + self.releasing
+        self.lost_leases += self.in_use
+        self.slots.clear()
+        self.idle.clear()
+        self.waiters.clear()
+        self.creating = self.releasing = self.checking = self.resetting = 0
+        self.in_use = self.waiting = self.prefilling = 0
+        self.breaker.probe_ended()
+
+    # -- the maintainer ---------------------------------------------------------------
+
+    def needs_maintainer(self) -> bool:
+        return not self.closed and (
+            self.min_size > 0
+            or self.max_idle is not None
+            or self.breaker.is_open
+            or self.leak_timeout is not None
+        )
+
+    def maintain(self) -> _maintenance.Plan[T]:
+        """The maintainer's next step (see ``_maintenance.plan``): its slots are
+        retired (to release), its leaks counted (to report) and its creations
+        reserved (to run)."""
+        plan = _maintenance.plan(self, self.clock())
+        for slot, fate in plan.retire:
+            self.idle.remove(slot)
+            if fate == "recycled":
+                self.recycled += 1
+            else:
+                self.idle_expired += 1
+            self._retire(slot, fate)
+        for slot in plan.leaks:
+            self.leaks += 1
+            slot.warned = slot.serial
+        wanted, plan.creations = plan.creations, 0
+        while plan.creations < wanted and self._reserve():
+            plan.creations += 1
+        if plan.creations and plan.probe:
+            self.breaker.start_probe()
+        return plan
+
+    # -- what it tells -------------------------------------------------------------
+
+    def stats(self) -> PoolStats:
+        return _report.stats(self)
+
+    def lease_infos(self) -> tuple[LeaseInfo, ...]:
+        return _report.lease_infos(self)
+
+    def closed_error(self) -> PoolClosed:
+        return PoolClosed(f"pool {self.name!r} is closed; call open() to use it again")
+
+    def unavailable_error(self, *, counted: bool = False) -> PoolUnavailable:
+        """The error for a caller refused while the breaker is open (``counted``: already)."""
+        if not counted:
+            self.unavailable += 1
+        return _report.unavailable_error(self.name, self.breaker, self.clock())
+
+    def timeout_error(self, timeout: float | None, phase: str) -> PoolTimeout:
+        """An acquire timed out while ``phase`` (counted)."""
+        self.timeouts += 1
+        return _report.timeout_error(self, timeout, phase)
+
+    def check_invariants(self) -> None:
+        """Raise ``AssertionError`` if any documented identity does not hold."""
+        _invariants.verify(self)
+
+    def describe(self) -> str:
+        return _report.describe(self)
