@@ -60,7 +60,7 @@ class Deadlines:
             return
         if deadline < self.last:
             late = self._late
-            if len(late) > 2 * self._state.waiting + 64:
+            if len(late) > 2 * self._state.queue.waiting + 64:
                 late = self._late = [entry for entry in late if not entry[2].done()]
                 heapq.heapify(late)
             heapq.heappush(late, (deadline, next(self._order), waiter, started))

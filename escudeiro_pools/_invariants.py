@@ -32,17 +32,18 @@ def verify(state: PoolState[Any]) -> None:
     }
     for gauge, (told, held) in gauges.items():
         assert told == held, where + f"{gauge} says {told}, {held} slots are so"
-    for gauge in ("creating", "prefilling", "releasing", "waiting"):
+    for gauge in ("creating", "prefilling", "releasing"):
         assert getattr(state, gauge) >= 0, where + f"{gauge} is negative"
+    waiting = state.queue.waiting
     assert state.prefilling <= state.creating, where + "more prefilling than creating"
     ids = [id(slot) for slot in state.idle]
     assert len(ids) == len(set(ids)), where + "a slot is idle twice"
     for slot in state.idle:
         assert state.slots.get(id(slot.resource)) is slot, where + "an idle slot is not live"
-    live_waiters = sum(1 for waiter, _, _ in state.waiters if not waiter.done())
+    live_waiters = state.queue.live()
     # A cancelled waiter is counted until its caller leaves the queue.
-    assert live_waiters <= state.waiting, (
-        where + f"waiting says {state.waiting}, {live_waiters} waiters are live"
+    assert 0 <= live_waiters <= waiting, (
+        where + f"waiting says {waiting}, {live_waiters} waiters are live"
     )
     assert not (state.idle and live_waiters), where + "idle slots while callers wait"
     size = len(state.slots) + state.creating + state.releasing

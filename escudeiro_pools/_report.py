@@ -43,7 +43,7 @@ def stats(state: PoolState[Any]) -> PoolStats:
         checking=state.checking,
         resetting=state.resetting,
         releasing=state.releasing,
-        waiting=state.waiting,
+        waiting=state.queue.waiting,
         created=state.created,
         destroyed=state.destroyed,
         abandoned=state.abandoned,
@@ -61,9 +61,9 @@ def stats(state: PoolState[Any]) -> PoolStats:
         idle_expired=state.idle_expired,
         discarded=state.discarded,
         leaks=state.leaks,
-        waits=state.waits,
-        wait_time_total=state.wait_time_total,
-        wait_time_max=state.wait_time_max,
+        waits=state.queue.waits,
+        wait_time_total=state.queue.wait_time_total,
+        wait_time_max=state.queue.wait_time_max,
         consecutive_failures=breaker.failures,
         last_error=breaker.last_error(),
     )
@@ -83,7 +83,7 @@ def describe(state: PoolState[Any]) -> str:
     closed = " closed" if state.closed else ""
     return (
         f"{state.name!r}{closed} size={size(state)}/{state.pool_size}"
-        f" idle={len(state.idle)} in_use={state.in_use} waiting={state.waiting}"
+        f" idle={len(state.idle)} in_use={state.in_use} waiting={state.queue.waiting}"
     )
 
 
@@ -117,7 +117,7 @@ def timeout_error(state: PoolState[Any], timeout: float | None, phase: str) -> P
     message = (
         f"pool {state.name!r}: couldn't get a resource within {timeout or 0.0:.2f} s "
         f"(timed out while {phase}; size {size(state)}/{state.pool_size}, "
-        f"in use {state.in_use}, waiting {state.waiting}); "
+        f"in use {state.in_use}, waiting {state.queue.waiting}); "
     )
     holders = lease_infos(state) if state.tracking else ()
     if holders and holders[0].age is not None:

@@ -16,8 +16,6 @@ retired slot's releaser finished), and ``detach``.
 
 from __future__ import annotations
 
-import math
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -30,23 +28,19 @@ from escudeiro_pools._options import Options, check_count
 from escudeiro_pools._protocol import (
     CLOSED,
     CREATE,
-    EXPIRED,
     UNAVAILABLE,
     WAIT,
     Grant,
     Signals,
     Waiter,
 )
+from escudeiro_pools._queue import WaiterQueue
 from escudeiro_pools._slot import CHECKING, GONE, IDLE, LEASED, RESETTING, Slot
 from escudeiro_pools._stats import LeaseInfo, PoolStats
 
 __all__ = ["PoolState"]
 
 T = TypeVar("T")
-
-#: One queued caller: its waiter, its deadline (the async pool's timer reads
-#: it; None: none) and when it began to wait (``time.monotonic``).
-Entry = tuple[Waiter, float | None, float]
 
 
 class PoolState(Generic[T]):
@@ -78,7 +72,6 @@ class PoolState(Generic[T]):
         self.leak_timeout = options.leak_timeout
         self.max_waiting = options.max_waiting
         self.clock = options.clock
-        self.wait_clock = time.monotonic
         # Lease tracking (ages and sites): on with the leak watch.
         self.tracking = options.leak_timeout is not None
         # Whether a maintainer may ever be needed.
@@ -112,9 +105,9 @@ class PoolState(Generic[T]):
         # LIFO lends the most recently returned slot; returns are appended on the right.
         self._pop_idle: Callable[[], Slot[T]] = self.idle.pop if self.lifo else self.idle.popleft
         self.slots: dict[int, Slot[T]] = {}
-        self.waiters: deque[Entry] = deque()
+        self.queue = WaiterQueue()
         self.creating = self.prefilling = self.checking = self.resetting = 0
-        self.releasing = self.in_use = self.waiting = 0
+        self.releasing = self.in_use = 0
         self.generation = 0
         #: Why slots of an earlier generation are released ("disposed", "closed").
         self.generation_fate = "disposed"
@@ -124,8 +117,7 @@ class PoolState(Generic[T]):
         self.rejected = self.unavailable = 0
         self.factory_errors = self.releaser_errors = self.reset_errors = 0
         self.check_failures = self.recycled = self.idle_expired = 0
-        self.discarded = self.leaks = self.waits = 0
-        self.wait_time_total = self.wait_time_max = 0.0
+        self.discarded = self.leaks = 0
 
     def _refresh_return_path(self) -> None:
         """A return is plain (bookkeeping only) unless an option or a shrink acts on it."""
@@ -164,18 +156,13 @@ class PoolState(Generic[T]):
                 raise self.unavailable_error()
             self.creating += 1
             return CREATE
-        if self.max_waiting is not None and self.waiting >= self.max_waiting:
+        if self.max_waiting is not None and self.queue.waiting >= self.max_waiting:
             self.rejected += 1
             raise PoolBusy(
-                f"pool {self.name!r}: {self.waiting} callers already wait (max_waiting="
+                f"pool {self.name!r}: {self.queue.waiting} callers already wait (max_waiting="
                 f"{self.max_waiting}); retry later, or raise pool_size or max_waiting"
             )
         return WAIT
-
-    def enqueue(self, waiter: Waiter, deadline: float | None, started: float) -> None:
-        """Queue a caller that got ``WAIT``; it is granted a slot or a token."""
-        self.waiters.append((waiter, deadline, started))
-        self.waiting += 1
 
     def _judge(self, slot: Slot[T], *, alive: bool) -> Slot[T]:
         """An unleased slot for a caller: lend it, have it checked, or retire it."""
@@ -270,32 +257,21 @@ class PoolState(Generic[T]):
 
     # -- waiters --------------------------------------------------------------------
 
-    def _offer(self, grant: Grant) -> bool:
-        """Hand ``grant`` to the longest live waiter; False if none takes it."""
-        waiters = self.waiters
-        while waiters:
-            waiter, _, started = waiters.popleft()
-            if waiter.done():
-                continue
-            self.waiting -= 1
-            if waiter.set_result(grant) is not False:
-                self._note_wait(self.wait_clock() - started)
-                return True
-        return False
-
-    def _note_wait(self, seconds: float) -> None:
-        self.waits += 1
-        self.wait_time_total += seconds
-        if seconds > self.wait_time_max:
-            self.wait_time_max = seconds
+    def enqueue(self, waiter: Waiter, deadline: float | None, started: float) -> None:
+        """Queue a caller that got ``WAIT``; it is granted a slot or a token."""
+        self.queue.enqueue(waiter, deadline, started)
 
     def left_queue(self, started: float) -> None:
         """A queued caller left before it was granted anything (it marked its waiter done)."""
-        self.waiting -= 1
-        self._note_wait(self.wait_clock() - started)
-        # Dead waiters are skipped lazily; compact so timeouts cannot grow the queue.
-        if len(self.waiters) > 2 * self.waiting + 64:
-            self.waiters = deque(entry for entry in self.waiters if not entry[0].done())
+        self.queue.left(started)
+
+    def expire_due(self, now: float) -> float | None:
+        """The async pool's timer fired: see ``WaiterQueue.expire_due``."""
+        return self.queue.expire_due(now)
+
+    def expire(self, waiter: Waiter, started: float) -> None:
+        """An out-of-order deadline passed: ``waiter`` gets ``EXPIRED`` unless it is done."""
+        self.queue.expire(waiter, started)
 
     def refuse(self, grant: Grant) -> Slot[T] | None:
         """A waiter was granted ``grant`` but left first: pass it on.
@@ -312,41 +288,14 @@ class PoolState(Generic[T]):
             elif grant.state == CHECKING:
                 self.checking -= 1
             else:
-                return None
+                return grant  # GONE: a stale slot met after a replacement
             return self._place(grant)
         return None
-
-    def expire_due(self, now: float) -> float | None:
-        """Expire the waiters at the front of the queue whose deadline is ``now`` or
-        earlier (they get ``EXPIRED``). Returns the deadline of the new front
-        (``math.inf`` if it has none), or None if nobody waits.
-
-        Deadlines that arrived out of order are the async pool's own to expire
-        (``expire``).
-        """
-        waiters = self.waiters
-        while waiters:
-            waiter, deadline, started = waiters[0]
-            if not waiter.done():
-                if deadline is None:
-                    return math.inf
-                if deadline > now:
-                    return deadline
-                self.expire(waiter, started)
-            waiters.popleft()
-        return None
-
-    def expire(self, waiter: Waiter, started: float) -> None:
-        """``waiter``'s deadline passed: it gets ``EXPIRED`` unless it is done."""
-        if not waiter.done():
-            waiter.set_result(EXPIRED)
-            self.waiting -= 1
-            self._note_wait(self.wait_clock() - started)
 
     def _serve(self) -> None:
         """Capacity was freed or the pool closed: grant it to waiters, first come first served."""
         # Idle slots and live waiters never coexist: only capacity is granted here.
-        while self.waiting:
+        while self.queue.waiting:
             if self.closed:
                 grant: Grant = CLOSED
             elif not self.has_room():
@@ -357,7 +306,7 @@ class PoolState(Generic[T]):
             else:
                 grant = CREATE
                 self.creating += 1
-            if not self._offer(grant):
+            if not self.queue.offer(grant):
                 if grant is CREATE:
                     self.creating -= 1
                 elif grant is UNAVAILABLE:
@@ -504,7 +453,7 @@ class PoolState(Generic[T]):
             if slot.generation != self.generation:
                 self._retire(slot, self.generation_fate)
                 return slot
-            if self.waiting:
+            if self.queue.waiting:
                 return self._hand_over(slot)
             if self.stamp_returns:
                 slot.returned_at = self.clock()
@@ -558,7 +507,7 @@ class PoolState(Generic[T]):
         if slot.generation != self.generation:
             self._retire(slot, self.generation_fate)
             return slot
-        if self.waiting:
+        if self.queue.waiting:
             return self._hand_over(slot)
         if self.stamp_returns:
             slot.returned_at = self.clock()
@@ -573,7 +522,7 @@ class PoolState(Generic[T]):
             self._lend(slot)
         elif self._judge(slot, alive=False).state == GONE:
             return slot
-        if self._offer(slot):
+        if self.queue.offer(slot):
             return None
         # Nobody took it (every waiter had left): pool it.
         if slot.state == LEASED:
@@ -711,9 +660,9 @@ class PoolState(Generic[T]):
         self.lost_leases += self.in_use
         self.slots.clear()
         self.idle.clear()
-        self.waiters.clear()
+        self.queue.clear()
         self.creating = self.releasing = self.checking = self.resetting = 0
-        self.in_use = self.waiting = self.prefilling = 0
+        self.in_use = self.prefilling = 0
         self.breaker.probe_ended()
 
     # -- the maintainer ---------------------------------------------------------------

@@ -164,9 +164,9 @@ async def test_served_waiters_do_not_pile_up_deadline_entries(kit: AsyncKit) -> 
         for _ in range(100):
             async with pool.lease():
                 await asyncio.sleep(0)
-            assert pool._binding is not None
-            deadlines = pool._binding.deadlines
-            largest = max(largest, len(pool._state.waiters) + len(deadlines._late))
+            assert pool._upkeep.binding is not None
+            deadlines = pool._upkeep.binding.deadlines
+            largest = max(largest, len(pool._state.queue.entries) + len(deadlines._late))
 
     await asyncio.gather(*(user() for _ in range(20)))
     assert pool.stats().waits > 1000  # most leases waited, each with a deadline
@@ -185,9 +185,9 @@ async def test_cancelled_waiters_behind_a_long_wait_leave_no_pile_of_entries(
         await asyncio.sleep(0)
         behind.cancel()
         await asyncio.gather(behind, return_exceptions=True)
-    assert pool._binding is not None
-    deadlines = pool._binding.deadlines
-    assert len(pool._state.waiters) + len(deadlines._late) <= 2 * 1 + 64 + 1
+    assert pool._upkeep.binding is not None
+    deadlines = pool._upkeep.binding.deadlines
+    assert len(pool._state.queue.entries) + len(deadlines._late) <= 2 * 1 + 64 + 1
     await pool.release(held)
     assert await head is held
 

@@ -47,7 +47,7 @@ async def test_many_timed_out_waiters_do_not_grow_the_queue(akit: AsyncKit) -> N
         )
         assert all(isinstance(r, PoolTimeout) for r in results)
     assert pool.stats().waiting == 0
-    assert len(pool._state.waiters) <= 64 + 2
+    assert len(pool._state.queue.entries) <= 64 + 2
     await pool.release(held)
     assert await pool.acquire(timeout=0) is held
 

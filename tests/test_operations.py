@@ -38,7 +38,9 @@ async def test_a_pool_without_min_size_or_max_idle_runs_no_maintainer(kit: Kit) 
     await kit.prefill(pool)
     resource = await kit.acquire(pool)
     await kit.release(pool, resource)
-    maintainer = pool._binding.maintainer if kit.flavour == "async" else pool._maintainer
+    maintainer = (
+        pool._upkeep.binding.maintainer if kit.flavour == "async" else pool._upkeep.maintainer
+    )
     assert maintainer is None
 
 
@@ -54,7 +56,9 @@ async def test_min_size_is_kept_alive_after_discards(kit: Kit, ledger: Ledger) -
     assert kit.stats(pool).size <= 4
     await kit.close(pool)
     ledger.assert_released_once()
-    maintainer = pool._binding.maintainer if kit.flavour == "async" else pool._maintainer
+    maintainer = (
+        pool._upkeep.binding.maintainer if kit.flavour == "async" else pool._upkeep.maintainer
+    )
     assert maintainer is None  # stopped by close()
 
 

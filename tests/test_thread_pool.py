@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from escudeiro_pools import PoolClosed, PoolTimeout, ThreadPool, _thread_pool
+from escudeiro_pools import PoolClosed, PoolTimeout, ThreadPool, _thread_leasing
 from escudeiro_pools._waiters import ThreadWaiter
 from tests.kit import Ledger, Resource, ThreadKit
 
@@ -82,7 +82,7 @@ def test_interrupted_waiter_costs_no_capacity(
 
     pool = kit.pool(pool_size=1)
     held = pool.acquire()
-    monkeypatch.setattr(_thread_pool, "ThreadWaiter", InterruptedWaiter)
+    monkeypatch.setattr(_thread_leasing, "ThreadWaiter", InterruptedWaiter)
     with pytest.raises(KeyboardInterrupt):
         pool.acquire(timeout=5)
     monkeypatch.undo()

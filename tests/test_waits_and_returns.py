@@ -33,7 +33,7 @@ from escudeiro_pools import (
     PoolTimeout,
     PoolUnavailable,
     ThreadPool,
-    _thread_pool,
+    _thread_leasing,
 )
 from escudeiro_pools._waiters import ThreadWaiter
 from tests.kit import AsyncKit, FakeClock, Kit, Ledger, Resource, Timings, enter, eventually
@@ -545,7 +545,7 @@ def test_a_grant_that_lands_as_a_thread_wait_times_out_is_taken(
 ) -> None:
     pool = ThreadPool(ledger.make, ledger.release, pool_size=1)
     held = pool.acquire()
-    monkeypatch.setattr(_thread_pool, "ThreadWaiter", waiter_with(LateSignal))
+    monkeypatch.setattr(_thread_leasing, "ThreadWaiter", waiter_with(LateSignal))
     waiter = Outcome(lambda: pool.acquire(timeout=5)).start()
     wait_until(lambda: pool.stats().waiting == 1)
     pool.release(held)
@@ -567,7 +567,7 @@ def test_an_interrupt_that_lands_with_the_grant_passes_the_resource_on(
     pool = ThreadPool(ledger.make, ledger.release, pool_size=1)
     held = pool.acquire()
     monkeypatch.setattr(
-        _thread_pool,
+        _thread_leasing,
         "ThreadWaiter",
         waiter_with(lambda signal: InterruptedSignal(signal, proceed)),
     )
