@@ -205,6 +205,8 @@ async def settle(pool: AsyncPool[Token]) -> None:
         await asyncio.sleep(0.001)
 
 
+@pytest.mark.unchecked
+@pytest.mark.no_cover
 def test_async_storm_of_200_tasks_and_100_000_leases() -> None:
     books = Books(seed=1)
     pool = async_pool(books)
@@ -225,6 +227,7 @@ def test_async_storm_of_200_tasks_and_100_000_leases() -> None:
         finally:
             tracemalloc.stop()
         assert_balanced(pool.stats(), books)
+        pool._state.check_invariants()
         await hand_out_everything(pool)
         await settle(pool)
         assert_balanced(pool.stats(), books)
@@ -297,6 +300,8 @@ def thread_storm(pool: ThreadPool[Token], seed: int, threads: int, leases: int) 
     return outcomes
 
 
+@pytest.mark.unchecked
+@pytest.mark.no_cover
 def test_thread_storm_of_32_threads_and_100_000_leases() -> None:
     books = Books(seed=2)
     pool = thread_pool(books)
@@ -308,6 +313,7 @@ def test_thread_storm_of_32_threads_and_100_000_leases() -> None:
     assert outcomes["fault"], outcomes
     assert growth < MEMORY_BUDGET
     assert_balanced(pool.stats(), books)
+    pool._state.check_invariants()
 
     held: list[Token] = []
     while len(held) < SIZE:
