@@ -63,26 +63,21 @@ docs-serve: $(STAMP)
 # About half an hour on 2 cores; `mutmut results` lists the survivors.
 MUTATE_SCOPE ?= \
 	'escudeiro_pools._state.*' \
+	'escudeiro_pools._books.*' \
+	'escudeiro_pools._queue.*' \
 	'escudeiro_pools._maintenance.*' \
 	'escudeiro_pools._lifetimes.*' \
 	'escudeiro_pools._report.*' \
 	'escudeiro_pools._breaker.*' \
 	'escudeiro_pools._lease.*' \
+	'escudeiro_pools._async_leasing.*' \
+	'escudeiro_pools._thread_leasing.*' \
 	'escudeiro_pools._async_pool.*AsyncPoolǁ_checkout__*' \
-	'escudeiro_pools._async_pool.*AsyncPoolǁ_obtain__*' \
-	'escudeiro_pools._async_pool.*AsyncPoolǁ_leave_queue__*' \
-	'escudeiro_pools._async_pool.*AsyncPoolǁ_deliver__*' \
 	'escudeiro_pools._async_pool.*AsyncPoolǁrelease__*' \
 	'escudeiro_pools._async_pool.*AsyncPoolǁ_end__*' \
-	'escudeiro_pools._async_pool.*AsyncPoolǁ_restore__*' \
 	'escudeiro_pools._thread_pool.*ThreadPoolǁ_checkout__*' \
-	'escudeiro_pools._thread_pool.*ThreadPoolǁ_finish__*' \
-	'escudeiro_pools._thread_pool.*ThreadPoolǁ_realize__*' \
-	'escudeiro_pools._thread_pool.*ThreadPoolǁ_wait__*' \
-	'escudeiro_pools._thread_pool.*ThreadPoolǁ_deliver__*' \
 	'escudeiro_pools._thread_pool.*ThreadPoolǁrelease__*' \
-	'escudeiro_pools._thread_pool.*ThreadPoolǁ_end_now__*' \
-	'escudeiro_pools._thread_pool.*ThreadPoolǁ_after_return__*'
+	'escudeiro_pools._thread_pool.*ThreadPoolǁ_end__*'
 
 mutate: $(STAMP)
 	$(BIN)/python -m pip install --quiet --group mutate

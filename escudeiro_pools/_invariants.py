@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 from escudeiro_pools._slot import CHECKING, GONE, IDLE, LEASED, RESETTING
 
 if TYPE_CHECKING:
-    from escudeiro_pools._state import PoolState
+    from escudeiro_pools._books import Books
 
 __all__ = ["verify"]
 
 
-def verify(state: PoolState[Any]) -> None:
+def verify(state: Books[Any]) -> None:
     """Raise ``AssertionError`` naming the first identity that does not hold."""
     where = f"pool {state.name!r}: "
     counts = Counter(slot.state for slot in state.slots.values())

@@ -1,5 +1,5 @@
 """What a pool tells about itself: its stats, its leases, its ``repr`` and the
-errors it raises. Pure readings of a ``PoolState``; nothing here changes it.
+errors it raises. Pure readings of a pool's ``Books``; nothing here changes it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from escudeiro_pools._slot import LEASED
 from escudeiro_pools._stats import LeaseInfo, PoolStats
 
 if TYPE_CHECKING:
-    from escudeiro_pools._state import PoolState
+    from escudeiro_pools._books import Books
 
 __all__ = [
     "describe",
@@ -24,11 +24,11 @@ __all__ = [
 ]
 
 
-def size(state: PoolState[Any]) -> int:
+def size(state: Books[Any]) -> int:
     return len(state.slots) + state.creating + state.releasing
 
 
-def stats(state: PoolState[Any]) -> PoolStats:
+def stats(state: Books[Any]) -> PoolStats:
     breaker = state.breaker
     return PoolStats(
         name=state.name,
@@ -69,7 +69,7 @@ def stats(state: PoolState[Any]) -> PoolStats:
     )
 
 
-def lease_infos(state: PoolState[Any]) -> tuple[LeaseInfo, ...]:
+def lease_infos(state: Books[Any]) -> tuple[LeaseInfo, ...]:
     leased = [s for s in state.slots.values() if s.state == LEASED]
     if not state.tracking:
         return tuple(LeaseInfo(None, None) for _ in leased)
@@ -78,7 +78,7 @@ def lease_infos(state: PoolState[Any]) -> tuple[LeaseInfo, ...]:
     return tuple(LeaseInfo(max(0.0, now - s.leased_at), s.site) for s in leased)
 
 
-def describe(state: PoolState[Any]) -> str:
+def describe(state: Books[Any]) -> str:
     """What ``repr`` shows after the class name."""
     closed = " closed" if state.closed else ""
     return (
@@ -113,7 +113,7 @@ def unavailable_error(name: str, breaker: Breaker, now: float) -> PoolUnavailabl
     return error
 
 
-def timeout_error(state: PoolState[Any], timeout: float | None, phase: str) -> PoolTimeout:
+def timeout_error(state: Books[Any], timeout: float | None, phase: str) -> PoolTimeout:
     message = (
         f"pool {state.name!r}: couldn't get a resource within {timeout or 0.0:.2f} s "
         f"(timed out while {phase}; size {size(state)}/{state.pool_size}, "

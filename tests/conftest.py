@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from escudeiro_pools._books import Books
 from escudeiro_pools._state import PoolState
 from tests.kit import AsyncKit, FakeClock, Kit, Ledger, ThreadKit
 
@@ -84,17 +85,18 @@ def invariants_after_every_transition() -> Iterator[None]:
     """Every documented identity of the pool's state holds after every
     transition of every pool the suite makes (free in production)."""
     originals = {
-        name: method
-        for name, method in vars(PoolState).items()
+        (cls, name): method
+        for cls in (PoolState, Books)
+        for name, method in vars(cls).items()
         if callable(method) and not name.startswith("_") and name not in READINGS
     }
-    for name, method in originals.items():
-        setattr(PoolState, name, _checked(method))
+    for (cls, name), method in originals.items():
+        setattr(cls, name, _checked(method))
     try:
         yield
     finally:
-        for name, method in originals.items():
-            setattr(PoolState, name, method)
+        for (cls, name), method in originals.items():
+            setattr(cls, name, method)
 
 
 @pytest.fixture(autouse=True)
