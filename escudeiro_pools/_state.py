@@ -202,8 +202,8 @@ class PoolState(Books[T]):
         """A reserved creation produced ``resource``.
 
         ``for_caller``: it is lent to the caller that reserved (``LEASED``).
-        Otherwise it is put to use (to a waiter, or idle), or ``GONE`` when
-        the pool closed or shrank meanwhile: release it then.
+        Otherwise it is put to use (to a waiter, or idle). ``GONE`` when the
+        pool closed (or, not for a caller, shrank) meanwhile: release it then.
 
         Raises:
             PoolError: the factory returned an object already in the pool.
@@ -231,10 +231,11 @@ class PoolState(Books[T]):
             breaker.succeeded()
             self._serve()
         self.signals._progressed()
-        if for_caller:
-            self._lend(slot)
-        elif generation != self.generation:
+        if generation != self.generation:
+            # A closed pool lends nothing new: the caller gets ``PoolClosed``.
             self._retire(slot, "closed")
+        elif for_caller:
+            self._lend(slot)
         elif len(self.slots) + self.creating > self.pool_size:
             # The pool shrank while this was made: it would be one too many.
             self._retire(slot, "shrunk")

@@ -204,11 +204,12 @@ class ThreadLeasing(Generic[T]):
             in_time = deadline is None or _monotonic() <= deadline
             slot = self._state.creation_done(resource, for_caller=in_time)
             late = None if in_time else self._state.timeout_error(timeout, "creating")
-        if slot.state == GONE:
-            upkeep.release_all([slot])
         upkeep.created(seconds, slot)
         if late is not None:
+            if slot.state == GONE:
+                upkeep.release_all([slot])
             raise late
+        # GONE (the pool closed meanwhile): the caller releases it and is refused.
         return slot
 
     def _inspect(self, slot: Slot[T]) -> Slot[T]:
