@@ -80,6 +80,7 @@ class Breaker:
         self.failures = 0
         self.error = None
         self.probing = False
+        self.retry_at = 0.0
         self._delay = self._initial
 
     def start_probe(self) -> None:
@@ -87,13 +88,19 @@ class Breaker:
         self.probing = True
 
     def probe_ended(self) -> None:
-        """A creation ended without telling success or failure (cancelled, interrupted)."""
+        """A creation was cancelled: it told neither success nor failure."""
         self.probing = False
+
+    def interrupted(self, now: float) -> None:
+        """A creation was interrupted (a ``BaseException``) at ``now``: not a failure,
+        but the background does not retry before the first backoff step, so a
+        factory that keeps raising one is not called in a tight loop."""
+        self.probing = False
+        self.retry_at = max(self.retry_at, now + self._initial)
 
     def reset(self) -> None:
         """Forget every failure (the pool was reopened)."""
         self.succeeded()
-        self.retry_at = 0.0
 
     def retry_after(self, now: float) -> float:
         """Seconds until the next background try."""

@@ -95,7 +95,16 @@ class Observers:
         self._emit("lent", resource)
 
     def returned(self, resource: object) -> None:
-        began = self._lent_at.pop(id(resource), None)
+        self.tell_returned(resource, self.take_back(resource))
+
+    def take_back(self, resource: object) -> float | None:
+        """When ``resource`` was lent, forgotten now. A thread pool calls this
+        under its lock, where the lease ends in the books: a next holder's
+        ``lent`` cannot come first and take its place."""
+        return self._lent_at.pop(id(resource), None)
+
+    def tell_returned(self, resource: object, began: float | None) -> None:
+        """The observers hear of a return whose lending time ``take_back`` gave."""
         if began is not None:
             self._emit("used", max(0.0, self._clock() - began))
         self._emit("returned", resource)

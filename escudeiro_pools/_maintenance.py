@@ -84,7 +84,7 @@ def plan(state: PoolState[Any], now: float) -> Plan[Any]:
         elif not breaker.probing:
             wake = min(wake, breaker.retry_at)
     elif missing > 0:
-        if breaker.failures and breaker.retry_at > now:
+        if breaker.retry_at > now:
             wake = min(wake, breaker.retry_at)
         else:
             result.creations = missing

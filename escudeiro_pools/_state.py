@@ -12,6 +12,7 @@ themselves (fields, capacity, readings) are ``_books.Books``, its base.
 
 from __future__ import annotations
 
+from asyncio import CancelledError
 from typing import TypeVar
 
 from escudeiro_pools import _maintenance, _report
@@ -247,8 +248,9 @@ class PoolState(Books[T]):
         """A reserved creation produced nothing.
 
         An ``Exception`` (a deadline that cut it off included) is a failed
-        attempt: it counts toward the breaker and its backoff. A cancellation or
-        an interrupt only gives the capacity back.
+        attempt: it counts toward the breaker and its backoff. A cancellation
+        only gives the capacity back; so does an interrupt, which also holds
+        the maintainer back for one backoff step.
         """
         self.creating -= 1
         if prefill:
@@ -256,8 +258,10 @@ class PoolState(Books[T]):
         if isinstance(error, Exception):
             self.factory_errors += 1
             self.breaker.failed(error, self.clock())
-        else:
+        elif isinstance(error, CancelledError):
             self.breaker.probe_ended()
+        else:
+            self.breaker.interrupted(self.clock())
         self._freed()
 
     # -- return ---------------------------------------------------------------------
@@ -370,6 +374,9 @@ class PoolState(Books[T]):
     def _hand_over(self, slot: Slot[T]) -> Slot[T] | None:
         """``_place`` when callers wait (every contended return): the longest
         live waiter gets ``slot`` lent, or to check; a stale one is returned."""
+        if self.stamp_returns:
+            # Passed from hand to hand, it was never idle: its idle time starts now.
+            slot.returned_at = self.clock()
         if self.plain or (self.recycle_only and self.clock() < slot.expires_at):
             self._lend(slot)
         elif self._judge(slot, alive=False).state == GONE:
@@ -452,7 +459,9 @@ class PoolState(Books[T]):
         self.peak_size = max(self.peak_size, size)
         self.maintained = self.maintained or floor > 0
         retired: list[Slot[T]] = []
-        while self.idle and self._over_size():
+        # Idle slots make way only for each other: creations in flight are
+        # retired themselves when they land beyond the size (``creation_done``).
+        while self.idle and len(self.slots) > size:
             slot = self.idle.popleft()
             self._retire(slot, "shrunk")
             retired.append(slot)

@@ -264,11 +264,14 @@ class ThreadLeasing(Generic[T]):
         """End the lease ``serial`` of ``slot`` in the books; the slot if it needs
         ``reset`` or the releaser next (a no-op if the lease already ended)."""
         fate = "broken" if ends_broken(exc_type, self._discard_on) else ""
+        events = self._events
         with self._upkeep.lock:
             ended = slot.state == LEASED and slot.serial == serial
+            # Before the books: ending the lease may wake a waiter that is lent it at once.
+            began = events.take_back(slot.resource) if ended and events.active else None
             back = self._state.end_lease(slot, serial, fate)
-        if ended and self._events.active:
-            self._events.returned(slot.resource)
+        if ended and events.active:
+            events.tell_returned(slot.resource, began)
         return back
 
     def after_return(self, slot: Slot[T]) -> None:

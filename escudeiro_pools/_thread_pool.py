@@ -166,10 +166,14 @@ class ThreadPool(Generic[T]):
         Raises:
             PoolError: ``resource`` is not leased from this pool; nothing changes.
         """
+        events = self._events
         with self._lock:
+            # Before the books, which may lend it to a waiter at once; only a leased
+            # resource has a lending time, so a refused call below took nothing.
+            began = events.take_back(resource) if events.active else None
             slot = self._state.give_back(resource)
-        if self._events.active:
-            self._events.returned(resource)
+        if events.active:
+            events.tell_returned(resource, began)
         if slot is not None:
             self._leasing.after_return(slot)
 
@@ -193,10 +197,14 @@ class ThreadPool(Generic[T]):
         Raises:
             PoolError: ``resource`` is not leased from this pool.
         """
+        events = self._events
         with self._lock:
+            # Before the books, which may lend it to a waiter at once; only a leased
+            # resource has a lending time, so a refused call below took nothing.
+            began = events.take_back(resource) if events.active else None
             slot = self._state.discard(resource)
-        if self._events.active:
-            self._events.returned(resource)
+        if events.active:
+            events.tell_returned(resource, began)
         self._upkeep.release_all([slot])
 
     def detach(self, resource: T) -> None:
@@ -208,10 +216,12 @@ class ThreadPool(Generic[T]):
         Raises:
             PoolError: ``resource`` is not leased from this pool.
         """
+        events = self._events
         with self._lock:
+            began = events.take_back(resource) if events.active else None
             self._state.detach(resource)
-        if self._events.active:
-            self._events.returned(resource)
+        if events.active:
+            events.tell_returned(resource, began)
 
     # -- lifecycle ------------------------------------------------------------
 

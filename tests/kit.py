@@ -390,3 +390,32 @@ async def detach(kit: Kit, pool: Any, resource: Resource) -> None:
         await pool.detach(resource)
     else:
         await asyncio.to_thread(pool.detach, resource)
+
+
+class Hold:
+    """Blocks the callbacks it wraps, once armed, until opened; in either flavour."""
+
+    def __init__(self, flavour: str) -> None:
+        self.flavour = flavour
+        self.armed = False
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+
+    def wrap(self, function: Callable[[Resource], Any] | Callable[[], Any]) -> Any:
+        def blocking(*args: Any) -> Any:
+            if self.armed and not self.opened.is_set():
+                self.entered.set()
+                self.opened.wait(30.0)
+            return function(*args)
+
+        async def waiting(*args: Any) -> Any:
+            if self.armed and not self.opened.is_set():
+                self.entered.set()
+                while not self.opened.is_set():
+                    await asyncio.sleep(0.001)
+            return function(*args)
+
+        return blocking if self.flavour == "thread" else waiting
+
+    async def reached(self) -> None:
+        await eventually(self.entered.is_set, 30.0)

@@ -31,8 +31,7 @@ raising an ``Exception`` or a ``BaseException`` in each phase are in
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -40,6 +39,7 @@ import pytest
 from escudeiro_pools import PoolClosed, PoolTimeout
 from tests.kit import (
     AsyncKit,
+    Hold,
     Kit,
     Ledger,
     Resource,
@@ -68,35 +68,6 @@ OPERATIONS = [
 #: What a call crossed with another may rightly end in.
 EXPECTED = (PoolClosed, PoolTimeout, asyncio.CancelledError)
 BOUND = 20.0  # seconds: generous, never reached unless the pool hangs
-
-
-class Hold:
-    """Blocks the callback it wraps, once armed, until opened; in either flavour."""
-
-    def __init__(self, flavour: str) -> None:
-        self.flavour = flavour
-        self.armed = False
-        self.entered = threading.Event()
-        self.opened = threading.Event()
-
-    def wrap(self, function: Callable[[Resource], Any] | Callable[[], Any]) -> Any:
-        def blocking(*args: Any) -> Any:
-            if self.armed and not self.opened.is_set():
-                self.entered.set()
-                self.opened.wait(BOUND)
-            return function(*args)
-
-        async def waiting(*args: Any) -> Any:
-            if self.armed and not self.opened.is_set():
-                self.entered.set()
-                while not self.opened.is_set():
-                    await asyncio.sleep(0.001)
-            return function(*args)
-
-        return blocking if self.flavour == "thread" else waiting
-
-    async def reached(self) -> None:
-        await eventually(self.entered.is_set, BOUND)
 
 
 class Cell:
