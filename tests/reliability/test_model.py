@@ -145,7 +145,8 @@ class PoolModel(RuleBasedStateMachine):
 
     @property
     def exhausted(self) -> bool:
-        return len(self.held) >= self.pool.pool_size
+        size: int = self.pool.pool_size
+        return len(self.held) >= size
 
     async def settle(self) -> None:
         """Wake the maintainer, then wait until the pool has nothing left to do."""
