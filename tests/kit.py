@@ -350,6 +350,16 @@ async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> Non
     raise AssertionError("condition not met in time")
 
 
+def until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Block until ``condition()`` holds (a thread or timer did its work); fail
+    after ``seconds``, a bound a busy machine never reaches."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.001)
+
+
 class Timings:
     """A ``PoolObserver`` that keeps what it is told."""
 

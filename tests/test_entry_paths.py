@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from escudeiro_pools import AsyncPool, PoolError, PoolTimeout, ThreadPool
-from tests.kit import AsyncKit, FakeClock, Ledger, Resource, ThreadKit
+from tests.kit import AsyncKit, FakeClock, Ledger, Resource, ThreadKit, eventually
 
 Holding = Callable[[Any], Any]
 
@@ -63,7 +63,7 @@ async def test_every_path_watches_for_leaks(
     with caplog.at_level("WARNING", "escudeiro_pools"):
         async with held_via(path, pool):
             assert pool.leases()[0].site is not None
-            await asyncio.sleep(0.15)
+            await eventually(lambda: pool.stats().leaks == 1, 30.0)
         async with held_via(path, pool):  # back within the timeout: no warning
             pass
         await asyncio.sleep(0.05)
@@ -260,7 +260,7 @@ async def test_a_leak_report_names_the_pool_its_timeout_and_where_or_that_it_is_
         here = await pool.acquire()
         # Acquired by a bare task: no frame outside the pool and asyncio to name.
         orphan = await asyncio.create_task(pool.acquire())
-        await asyncio.sleep(0.15)
+        await eventually(lambda: pool.stats().leaks == 2, 30.0)
     messages = sorted(r.getMessage() for r in caplog.records)
     assert pool.stats().leaks == 2
     prefix = "pool 'leaky': a resource has been leased for more than 0.02 s; acquired at "

@@ -20,7 +20,7 @@ from escudeiro_pools import (
     PoolUnavailable,
     ThreadPool,
 )
-from tests.kit import AsyncKit, FakeClock, Kit, Ledger, Resource, ThreadKit
+from tests.kit import AsyncKit, FakeClock, Kit, Ledger, Resource, ThreadKit, until
 
 
 async def _coroutine(*args: object) -> bool:
@@ -535,7 +535,8 @@ def test_thread_pool_callers_whose_loop_closed_cost_nothing(ledger: Ledger) -> N
         time.sleep(0.01)
     for _ in range(3):
         gc.collect()
-        time.sleep(0.05)  # a resource refused by a collected task is pooled, or released aside
+    # A resource refused by a collected task is pooled, or released aside.
+    until(lambda: not pool.stats().releasing and not pool.stats().in_use)
     stats = pool.stats()
     assert (stats.waiting, stats.in_use, stats.size) == (0, 0, stats.idle)
     assert stats.idle == 2 - stats.destroyed

@@ -12,7 +12,7 @@ import pytest
 
 from escudeiro_pools import PoolClosed, PoolTimeout, ThreadPool, _thread_leasing
 from escudeiro_pools._waiters import ThreadWaiter
-from tests.kit import Ledger, Resource, ThreadKit
+from tests.kit import Ledger, Resource, ThreadKit, until
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_leak_timeout_warns_from_a_timer(kit: ThreadKit, caplog: pytest.LogCaptu
     pool = kit.pool(pool_size=1, leak_timeout=0.02)
     with caplog.at_level("WARNING", "escudeiro_pools"):
         resource = pool.acquire()
-        time.sleep(0.1)
+        until(lambda: pool.stats().leaks == 1)  # the maintainer's timer fired
         pool.release(resource)
     assert pool.stats().leaks == 1
     assert "test_thread_pool.py" in caplog.text
@@ -277,7 +277,7 @@ def test_a_hand_off_between_threads_blames_the_waiter_for_a_leak(
     def waiting_holder() -> None:
         resource = pool.acquire(timeout=5)
         got.append(resource)
-        time.sleep(0.2)
+        until(lambda: pool.stats().leaks == 1)
         pool.release(resource)
 
     thread = threading.Thread(target=waiting_holder)

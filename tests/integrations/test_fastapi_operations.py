@@ -25,7 +25,7 @@ from escudeiro_pools.integrations.fastapi import (
 )
 from examples.embedded_pg import embedded_server, start_server, stop_server
 from examples.serving import serve
-from tests.kit import AsyncKit, Ledger, Resource, ThreadKit
+from tests.kit import AsyncKit, Ledger, Resource, ThreadKit, eventually, until
 
 
 def test_a_leak_warning_under_depends_names_the_route_and_the_endpoint(
@@ -37,12 +37,12 @@ def test_a_leak_warning_under_depends_names_the_route_and_the_endpoint(
 
     @app.get("/items/{item_id}")
     async def read_item(item_id: int, resource: Resource = Depends(pool.lease)) -> int:  # noqa: B008
-        await asyncio.sleep(0.2)
+        await eventually(lambda: pool.stats().leaks == 1, 30.0)  # held until it is reported
         return item_id
 
     @app.get("/files")
     def list_files(resource: Resource = Depends(thread_pool.lease)) -> int:  # noqa: B008
-        time.sleep(0.2)
+        until(lambda: thread_pool.stats().leaks == 1)
         return 0
 
     with caplog.at_level(logging.WARNING, "escudeiro_pools"), serve(app) as url:
