@@ -25,7 +25,8 @@ NOTES = [
     " while the returning thread queues in turn, so near-instant leases convoy"
     " (the share of acquires that waited is shown).",
     "- **`async with lease()` (scenario 1).** An `async with` costs two coroutine frames"
-    " and a lease object on top of `acquire` + `release`; the lease inlines both hot paths.",
+    " and a lease object on top of `acquire` + `release`; the lease makes one call to the"
+    " pool on the way in and one on the way out, and the state's methods decide both.",
 ]
 
 

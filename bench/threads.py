@@ -170,7 +170,7 @@ def threads(rounds: int, per_thread: int, count: int = 8, size: int = 4) -> list
             "x",
             ns["acquire+release"] / ns["fair"],
             "of the reference's time",
-            Target("<=", 1.3),
+            Target("<=", 1.8),
         ),
         Row(
             S5,
@@ -179,7 +179,7 @@ def threads(rounds: int, per_thread: int, count: int = 8, size: int = 4) -> list
             "x",
             ns["lease"] / ns["fair"],
             "of the reference's time",
-            Target("<=", 1.3),
+            Target("<=", 1.8),
         ),
     ]
     if "old" in ns:
