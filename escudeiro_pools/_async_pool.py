@@ -182,9 +182,10 @@ class AsyncPool(Generic[T]):
         if self._upkeep.loop is not _get_running_loop():
             self._upkeep.bind()
         grant = self._state.checkout()
-        if type(grant) is Slot and grant.state == LEASED and self._leasing.plain:
+        leasing = self._leasing
+        if grant.__class__ is Slot and grant.state == LEASED and leasing.plain:
             return grant
-        return self._leasing.obtain(grant, timeout)
+        return leasing.obtain(grant, timeout)
 
     # -- return ---------------------------------------------------------------
 
@@ -214,10 +215,11 @@ class AsyncPool(Generic[T]):
         self, slot: Slot[T], serial: int, exc_type: type[BaseException] | None
     ) -> Coroutine[Any, Any, None] | None:
         """A lease's exit: None when done, or the coroutine that resets the resource."""
-        fate = "broken" if ends_broken(exc_type, self._discard_on) else ""
-        ended = slot.state == LEASED and slot.serial == serial
+        if slot.state != LEASED or slot.serial != serial:
+            return None  # it ended inside the block (released, discarded, detached)
+        fate = "broken" if exc_type is not None and ends_broken(exc_type, self._discard_on) else ""
         back = self._state.end_lease(slot, serial, fate)
-        if ended and self._events.active:
+        if self._events.active:
             self._events.returned(slot.resource)
         if back is None:
             return None

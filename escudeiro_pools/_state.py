@@ -35,6 +35,8 @@ class PoolState(Books[T]):
     exceeds ``pool_size`` once the leases taken before a shrink are back.
     """
 
+    __slots__ = ()
+
     # -- checkout -------------------------------------------------------------------
 
     def checkout(self) -> Grant:
@@ -278,7 +280,7 @@ class PoolState(Books[T]):
         slot = self.slots.get(id(resource))
         if slot is None or slot.resource is not resource or slot.state != LEASED:
             raise _report.not_leased(self.name, resource, slot is not None)
-        return self._end(slot, "")
+        return self.end_lease(slot, slot.serial)
 
     def end_lease(self, slot: Slot[T], serial: int, fate: str = "") -> Slot[T] | None:
         """A lease's exit: as ``give_back``, or a no-op if the lease already ended
@@ -288,21 +290,6 @@ class PoolState(Books[T]):
         """
         if slot.state != LEASED or slot.serial != serial:
             return None
-        return self._end(slot, fate)
-
-    def discard(self, resource: object) -> Slot[T]:
-        """``discard(resource)``: end its lease; returns the slot to release.
-
-        Raises:
-            PoolError: it is not leased from this pool.
-        """
-        slot = self.slots.get(id(resource))
-        if slot is None or slot.resource is not resource or slot.state != LEASED:
-            raise _report.not_leased(self.name, resource, slot is not None)
-        self._end(slot, "discarded")
-        return slot
-
-    def _end(self, slot: Slot[T], fate: str) -> Slot[T] | None:
         self.in_use -= 1
         self.released += 1
         if self.plain_return and not fate:
@@ -326,6 +313,18 @@ class PoolState(Books[T]):
             self.resetting += 1
             return slot
         return self._settle(slot)
+
+    def discard(self, resource: object) -> Slot[T]:
+        """``discard(resource)``: end its lease; returns the slot to release.
+
+        Raises:
+            PoolError: it is not leased from this pool.
+        """
+        slot = self.slots.get(id(resource))
+        if slot is None or slot.resource is not resource or slot.state != LEASED:
+            raise _report.not_leased(self.name, resource, slot is not None)
+        self.end_lease(slot, slot.serial, "discarded")
+        return slot
 
     def returned(self, slot: Slot[T], fate: str | None) -> Slot[T] | None:
         """``alive``/``reset`` of a ``RESETTING`` slot ended: it passed (``fate``

@@ -238,7 +238,9 @@ def test_an_interrupt_in_a_releaser_strands_no_capacity(
     assert stats.size == 3 - len(released)
 
 
-def test_close_is_one_step_no_acquire_succeeds_once_it_began(kit: ThreadKit) -> None:
+def test_close_is_one_step_no_acquire_succeeds_once_it_began(
+    kit: ThreadKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pool = kit.pool(pool_size=4)
     pool.prefill()
     outcomes: list[object] = []
@@ -251,14 +253,14 @@ def test_close_is_one_step_no_acquire_succeeds_once_it_began(kit: ThreadKit) -> 
         except PoolClosed as exc:
             outcomes.append(exc)
 
-    def marking() -> Any:
+    def marking(state: object) -> Any:
         # close() is inside its step now: an acquire racing it must find it closed.
         for _ in range(3):
             racers.append(threading.Thread(target=race))
             racers[-1].start()
         return original()
 
-    pool._state.close = marking  # type: ignore[method-assign]
+    monkeypatch.setattr(type(pool._state), "close", marking)
     pool.close(timeout=1)
     for thread in racers:
         thread.join(5)
