@@ -182,10 +182,9 @@ class AsyncPool(Generic[T]):
         if self._upkeep.loop is not _get_running_loop():
             self._upkeep.bind()
         grant = self._state.checkout()
-        leasing = self._leasing
-        if grant.__class__ is Slot and grant.state == LEASED and leasing.plain:
+        if type(grant) is Slot and grant.state == LEASED and self._leasing.plain:
             return grant
-        return leasing.obtain(grant, timeout)
+        return self._leasing.obtain(grant, timeout)
 
     # -- return ---------------------------------------------------------------
 
@@ -217,7 +216,7 @@ class AsyncPool(Generic[T]):
         """A lease's exit: None when done, or the coroutine that resets the resource."""
         if slot.state != LEASED or slot.serial != serial:
             return None  # it ended inside the block (released, discarded, detached)
-        fate = "broken" if exc_type is not None and ends_broken(exc_type, self._discard_on) else ""
+        fate = "broken" if ends_broken(exc_type, self._discard_on) else ""
         back = self._state.end_lease(slot, serial, fate)
         if self._events.active:
             self._events.returned(slot.resource)

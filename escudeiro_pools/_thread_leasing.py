@@ -263,7 +263,7 @@ class ThreadLeasing(Generic[T]):
     ) -> Slot[T] | None:
         """End the lease ``serial`` of ``slot`` in the books; the slot if it needs
         ``reset`` or the releaser next (a no-op if the lease already ended)."""
-        fate = "broken" if exc_type is not None and ends_broken(exc_type, self._discard_on) else ""
+        fate = "broken" if ends_broken(exc_type, self._discard_on) else ""
         events = self._events
         with self._upkeep.lock:
             ended = slot.state == LEASED and slot.serial == serial

@@ -36,6 +36,7 @@ from escudeiro_pools._waiters import ThreadWaiter
 __all__ = ["ThreadPool"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 logger = logging.getLogger("escudeiro_pools")
 _monotonic = time.monotonic
 
@@ -166,16 +167,25 @@ class ThreadPool(Generic[T]):
         Raises:
             PoolError: ``resource`` is not leased from this pool; nothing changes.
         """
-        events = self._events
-        with self._lock:
-            # Before the books, which may lend it to a waiter at once; only a leased
-            # resource has a lending time, so a refused call below took nothing.
-            began = events.take_back(resource) if events.active else None
-            slot = self._state.give_back(resource)
-        if events.active:
-            events.tell_returned(resource, began)
+        slot = self._end_told(resource, self._state.give_back)
         if slot is not None:
             self._leasing.after_return(slot)
+
+    def _end_told(self, resource: T, end: Callable[[T], R]) -> R:
+        """``end(resource)`` under the lock (``give_back``, ``discard``, ``detach``),
+        then the observers are told of the return.
+
+        The lending time is taken before the books change, which may lend the
+        resource to a waiter at once; only a leased resource has one, so a call
+        that ``end`` refuses took nothing.
+        """
+        events = self._events
+        with self._lock:
+            began = events.take_back(resource) if events.active else None
+            result = end(resource)
+        if events.active:
+            events.tell_returned(resource, began)
+        return result
 
     def _end(self, slot: Slot[T], serial: int, exc_type: type[BaseException] | None) -> None:
         """A lease's exit (blocking through ``reset``)."""
@@ -197,14 +207,7 @@ class ThreadPool(Generic[T]):
         Raises:
             PoolError: ``resource`` is not leased from this pool.
         """
-        events = self._events
-        with self._lock:
-            # Before the books, which may lend it to a waiter at once; only a leased
-            # resource has a lending time, so a refused call below took nothing.
-            began = events.take_back(resource) if events.active else None
-            slot = self._state.discard(resource)
-        if events.active:
-            events.tell_returned(resource, began)
+        slot = self._end_told(resource, self._state.discard)
         self._upkeep.release_all([slot])
 
     def detach(self, resource: T) -> None:
@@ -216,12 +219,7 @@ class ThreadPool(Generic[T]):
         Raises:
             PoolError: ``resource`` is not leased from this pool.
         """
-        events = self._events
-        with self._lock:
-            began = events.take_back(resource) if events.active else None
-            self._state.detach(resource)
-        if events.active:
-            events.tell_returned(resource, began)
+        self._end_told(resource, self._state.detach)
 
     # -- lifecycle ------------------------------------------------------------
 
