@@ -12,7 +12,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -429,3 +429,30 @@ class Hold:
 
     async def reached(self) -> None:
         await eventually(self.entered.is_set, 30.0)
+
+
+class Interrupt(BaseException):
+    """A ``BaseException`` of the user's own, as a callback or a framework may raise."""
+
+
+async def assert_kept_its_books(kit: Kit, pool: Any, detached: Sequence[Resource] = ()) -> None:
+    """Once its work is done the pool kept its books and its capacity (the whole
+    pool can be leased at once, unless it is closed); it then closes with every
+    resource the factory made released exactly once, or never if ``detached``."""
+    await eventually(lambda: not kit.stats(pool).releasing and not kit.stats(pool).creating, 30.0)
+    stats = kit.stats(pool)
+    assert_gauges_add_up(stats)
+    assert stats.in_use == 0, stats
+    assert stats.size <= pool.pool_size, stats
+    if not pool.closed:
+        size = pool.pool_size
+        held = await asyncio.gather(*(kit.acquire(pool, timeout=30.0) for _ in range(size)))
+        assert len({id(resource) for resource in held}) == size
+        for resource in held:
+            await kit.release(pool, resource)
+    await kit.close(pool, 30.0)
+    await eventually(lambda: not kit.stats(pool).releasing, 30.0)
+    assert kit.stats(pool).size == 0
+    kept = {id(resource) for resource in detached}
+    for resource in kit.ledger.made:
+        assert resource.released == (0 if id(resource) in kept else 1), resource

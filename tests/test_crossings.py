@@ -44,7 +44,7 @@ from tests.kit import (
     Ledger,
     Resource,
     ThreadKit,
-    assert_gauges_add_up,
+    assert_kept_its_books,
     detach,
     eventually,
     resize,
@@ -184,28 +184,6 @@ async def finish(cell: Cell) -> None:
     await eventually(lambda: not cell.kit.stats(cell.pool).creating, BOUND)
 
 
-async def assert_whole(cell: Cell) -> None:
-    """The promises every crossing keeps."""
-    kit, pool = cell.kit, cell.pool
-    stats = kit.stats(pool)
-    assert_gauges_add_up(stats)
-    assert stats.in_use == 0, stats
-    assert stats.size <= pool.pool_size, stats
-    if not pool.closed:
-        # No capacity was lost: the whole pool can be leased at once.
-        size = pool.pool_size
-        held = await asyncio.gather(*(kit.acquire(pool, timeout=BOUND) for _ in range(size)))
-        assert len({id(resource) for resource in held}) == size
-        for resource in held:
-            await kit.release(pool, resource)
-    await kit.close(pool, BOUND)
-    await eventually(lambda: not kit.stats(pool).releasing, BOUND)
-    assert kit.stats(pool).size == 0
-    detached = {id(resource) for resource in cell.detached}
-    for resource in kit.ledger.made:
-        assert resource.released == (0 if id(resource) in detached else 1), resource
-
-
 CELLS = [
     pytest.param(phase, operation, flavour, id=f"{phase}-{operation}-{flavour}")
     for phase in PHASES
@@ -225,7 +203,7 @@ async def test_an_operation_while_a_phase_is_in_flight(
         phase_task = await start(phase, cell)
         await apply(operation, cell, phase_task)
         await finish(cell)
-        await assert_whole(cell)
+        await assert_kept_its_books(cell.kit, cell.pool, cell.detached)
     finally:
         cell.open()
         for task in cell.tasks:

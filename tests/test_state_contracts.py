@@ -25,12 +25,14 @@ from escudeiro_pools import AsyncPool, PoolClosed, PoolTimeout, PoolUnavailable,
 from tests.kit import (
     FakeClock,
     Hold,
+    Interrupt,
     Kit,
     Ledger,
     Resource,
     Timings,
     as_factory,
     assert_gauges_add_up,
+    assert_kept_its_books,
     eventually,
     resize,
     until,
@@ -38,27 +40,6 @@ from tests.kit import (
 )
 
 BOUND = 30.0  # seconds: generous, never reached unless the pool hangs
-
-
-class Interrupt(BaseException):
-    """A ``BaseException`` of the user's own, as a framework may raise."""
-
-
-async def whole(kit: Kit, pool: Any) -> None:
-    """The pool kept its books and its capacity; then it closes with every
-    resource the factory made released exactly once."""
-    await eventually(lambda: not kit.stats(pool).releasing and not kit.stats(pool).creating, BOUND)
-    stats = kit.stats(pool)
-    assert_gauges_add_up(stats)
-    assert stats.in_use == 0, stats
-    assert stats.size <= pool.pool_size, stats
-    held = await asyncio.gather(*(kit.acquire(pool, timeout=BOUND) for _ in range(pool.pool_size)))
-    assert len({id(resource) for resource in held}) == pool.pool_size
-    for resource in held:
-        await kit.release(pool, resource)
-    await kit.close(pool, BOUND)
-    await eventually(lambda: not kit.stats(pool).releasing, BOUND)
-    kit.ledger.assert_released_once()
 
 
 class TestWaitReadyEnds:
@@ -113,12 +94,12 @@ class TestWaitReadyEnds:
             await resize(kit, pool, 1, min_size=1)
         await asyncio.wait_for(waiting, BOUND / 2)
         hold.opened.set()
-        await whole(kit, pool)
+        await assert_kept_its_books(kit, pool)
 
     async def test_it_returns_at_once_when_ready(self, kit: Kit) -> None:
         pool = kit.pool(pool_size=2)
         await wait_ready(kit, pool, timeout=BOUND)
-        await whole(kit, pool)
+        await assert_kept_its_books(kit, pool)
 
 
 class TestNeverMoreThanPoolSize:
@@ -146,7 +127,7 @@ class TestNeverMoreThanPoolSize:
         await eventually(lambda: not kit.stats(pool).releasing and not kit.stats(pool).creating)
         stats = kit.stats(pool)
         assert stats.size <= 1 and stats.idle <= 1, stats
-        await whole(kit, pool)
+        await assert_kept_its_books(kit, pool)
 
     async def test_a_stale_resource_met_as_the_pool_shrinks_is_not_replaced_beyond_the_size(
         self, kit: Kit, ledger: Ledger, clock: FakeClock
@@ -174,7 +155,7 @@ class TestNeverMoreThanPoolSize:
         got = await asyncio.wait_for(caller, BOUND)
         assert kit.stats(pool).size == 1, kit.stats(pool)
         await kit.release(pool, got)
-        await whole(kit, pool)
+        await assert_kept_its_books(kit, pool)
 
 
 class TestADeadlineCutIsAFailure:
@@ -298,7 +279,7 @@ class TestABaseExceptionCostsNoCapacity:
         with pytest.raises(Interrupt):
             resource = await kit.acquire(pool)
             await kit.release(pool, resource)  # alive and reset raise at return
-        await whole(kit, pool)
+        await assert_kept_its_books(kit, pool)
 
     @pytest.mark.parametrize("kind", THREAD_KINDS)
     @pytest.mark.parametrize("hook", [*HOOKS, "releaser"])
@@ -510,7 +491,7 @@ class TestEveryArgumentIsCheckedOnEveryPath:
         with pytest.raises(error, match="timeout"):
             await kit.acquire(pool, timeout=timeout)
         assert kit.stats(pool).idle == 1  # nothing was lent
-        await whole(kit, pool)
+        await assert_kept_its_books(kit, pool)
 
     @pytest.mark.parametrize(("timeout", "error"), BAD)
     async def test_every_call_with_a_timeout_refuses_a_bad_one(
@@ -522,4 +503,4 @@ class TestEveryArgumentIsCheckedOnEveryPath:
         with pytest.raises(error, match="timeout"):
             await kit.close(pool, timeout)
         assert not pool.closed
-        await whole(kit, pool)
+        await assert_kept_its_books(kit, pool)

@@ -30,6 +30,7 @@ from escudeiro_pools import PoolClosed, PoolError, PoolTimeout, _maintenance
 from tests.kit import (
     AsyncKit,
     FakeClock,
+    Interrupt,
     Kit,
     Ledger,
     Resource,
@@ -47,10 +48,6 @@ CHECK_AFTER_IDLE = 10.0
 LARGEST = 4  # resize() moves the size within 1..LARGEST
 BOUND = 30.0  # seconds: generous, never reached unless the pool hangs
 HOOKS = ("factory", "releaser", "check", "reset")
-
-
-class Interrupt(BaseException):
-    """A ``BaseException`` of the user's own, raised by a callback."""
 
 
 class PoolModel(RuleBasedStateMachine):
