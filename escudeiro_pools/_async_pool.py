@@ -216,8 +216,11 @@ class AsyncPool(Generic[T]):
         """A lease's exit: None when done, or the coroutine that resets the resource."""
         if slot.state != LEASED or slot.serial != serial:
             return None  # it ended inside the block (released, discarded, detached)
-        fate = "broken" if ends_broken(exc_type, self._discard_on) else ""
-        back = self._state.end_lease(slot, serial, fate)
+        if exc_type is None:
+            back = self._state.end_lease(slot, serial)
+        else:
+            fate = "broken" if ends_broken(exc_type, self._discard_on) else ""
+            back = self._state.end_lease(slot, serial, fate)
         if self._events.active:
             self._events.returned(slot.resource)
         if back is None:

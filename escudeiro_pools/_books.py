@@ -39,6 +39,7 @@ class Books(Generic[T]):
     # CPython's fast attribute path, and this object is read on every lease.
     __slots__ = (
         "_pop_idle",
+        "enqueue",
         "abandoned",
         "breaker",
         "check_after",
@@ -149,6 +150,9 @@ class Books(Generic[T]):
         self._pop_idle: Callable[[], Slot[T]] = self.idle.pop if self.lifo else self.idle.popleft
         self.slots: dict[int, Slot[T]] = {}
         self.queue = WaiterQueue()
+        #: Queue a caller that got ``WAIT``: it is granted a slot or a token
+        #: (the queue's own method, without a frame of the state's).
+        self.enqueue: Callable[[Waiter, float | None, float], None] = self.queue.enqueue
         self.creating = self.prefilling = self.checking = self.resetting = 0
         self.releasing = self.in_use = 0
         self.generation = 0
@@ -256,10 +260,6 @@ class Books(Generic[T]):
         return len(self.slots) >= self.min_size
 
     # -- waiters and loss --------------------------------------------------------
-
-    def enqueue(self, waiter: Waiter, deadline: float | None, started: float) -> None:
-        """Queue a caller that got ``WAIT``; it is granted a slot or a token."""
-        self.queue.enqueue(waiter, deadline, started)
 
     def left_queue(self, started: float) -> None:
         """A queued caller left before it was granted anything (it marked its waiter done)."""

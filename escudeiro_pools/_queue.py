@@ -16,6 +16,8 @@ from escudeiro_pools._protocol import EXPIRED, Grant, Waiter
 
 __all__ = ["Entry", "WaiterQueue"]
 
+_monotonic = time.monotonic
+
 #: One queued caller: its waiter, its deadline (the async pool's timer reads
 #: it; None: none) and when it began to wait (``time.monotonic``).
 Entry = tuple[Waiter, float | None, float]
@@ -47,11 +49,17 @@ class WaiterQueue:
                 continue
             self.waiting -= 1
             if waiter.set_result(grant) is not False:
-                self._ended(time.monotonic() - started)
+                # ``_ended``, written out: this is every contended hand-off.
+                seconds = _monotonic() - started
+                self.waits += 1
+                self.wait_time_total += seconds
+                if seconds > self.wait_time_max:
+                    self.wait_time_max = seconds
                 return True
         return False
 
     def _ended(self, seconds: float) -> None:
+        """A queued caller's wait ended (``offer`` writes this out)."""
         self.waits += 1
         self.wait_time_total += seconds
         if seconds > self.wait_time_max:
@@ -60,7 +68,7 @@ class WaiterQueue:
     def left(self, started: float) -> None:
         """A queued caller left before it was granted anything (its waiter is done)."""
         self.waiting -= 1
-        self._ended(time.monotonic() - started)
+        self._ended(_monotonic() - started)
         if len(self.entries) > 2 * self.waiting + 64:
             self.entries = deque(entry for entry in self.entries if not entry[0].done())
 
@@ -69,7 +77,7 @@ class WaiterQueue:
         if not waiter.done():
             waiter.set_result(EXPIRED)
             self.waiting -= 1
-            self._ended(time.monotonic() - started)
+            self._ended(_monotonic() - started)
 
     def expire_due(self, now: float) -> float | None:
         """Expire the waiters at the front whose deadline is ``now`` or earlier.
