@@ -60,7 +60,7 @@ docs-serve: $(STAMP)
 
 # Mutation testing (not in CI): the decision core and the acquire, release and
 # lease paths of both pools, against the tests in [tool.mutmut] (pyproject.toml).
-# About half an hour on 2 cores; `mutmut results` lists the survivors.
+# About an hour on 2 cores; `mutmut results` lists the survivors.
 MUTATE_SCOPE ?= \
 	'escudeiro_pools._state.*' \
 	'escudeiro_pools._books.*' \
