@@ -23,7 +23,7 @@ from escudeiro_pools._async_upkeep import AsyncUpkeep
 from escudeiro_pools._binding import Binding
 from escudeiro_pools._errors import PoolTimeout
 from escudeiro_pools._events import Observers
-from escudeiro_pools._lease import AsyncLease, ends_broken, presents_as_async_generator
+from escudeiro_pools._lease import AsyncLease, Ending, ends_broken, presents_as_async_generator
 from escudeiro_pools._options import check_count, check_timeout, configure
 from escudeiro_pools._protocol import DEFAULT, PoolObserver, _Default
 from escudeiro_pools._slot import LEASED, RESETTING, Slot
@@ -210,16 +210,14 @@ class AsyncPool(Generic[T]):
             else:
                 self._upkeep.spawn_release(slot)
 
-    def _end(
-        self, slot: Slot[T], serial: int, exc_type: type[BaseException] | None
-    ) -> Coroutine[Any, Any, None] | None:
+    def _end(self, slot: Slot[T], serial: int, how: Ending) -> Coroutine[Any, Any, None] | None:
         """A lease's exit: None when done, or the coroutine that resets the resource."""
         if slot.state != LEASED or slot.serial != serial:
             return None  # it ended inside the block (released, discarded, detached)
-        if exc_type is None:
+        if how is None:
             back = self._state.end_lease(slot, serial)
         else:
-            fate = "broken" if ends_broken(exc_type, self._discard_on) else ""
+            fate = "broken" if ends_broken(how, self._discard_on) else ""
             back = self._state.end_lease(slot, serial, fate)
         if self._events.active:
             self._events.returned(slot.resource)

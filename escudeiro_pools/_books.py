@@ -39,7 +39,6 @@ class Books(Generic[T]):
     # CPython's fast attribute path, and this object is read on every lease.
     __slots__ = (
         "_pop_idle",
-        "enqueue",
         "abandoned",
         "breaker",
         "check_after",
@@ -52,6 +51,7 @@ class Books(Generic[T]):
         "destroyed",
         "detached",
         "discarded",
+        "enqueue",
         "factory_errors",
         "generation",
         "generation_fate",

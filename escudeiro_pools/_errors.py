@@ -11,8 +11,20 @@ class PoolError(Exception):
     __module__ = "escudeiro_pools"
 
 
-class PoolTimeout(PoolError, TimeoutError):
-    """The acquire deadline passed while waiting, creating or checking."""
+class _RetryLater(PoolError):
+    """A refusal that says when a retry may succeed: ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PoolTimeout(_RetryLater, TimeoutError):
+    """The acquire deadline passed while waiting, creating or checking.
+
+    ``retry_after`` estimates when a resource may be free: how long the
+    pool's recent callers waited (at least 1 s).
+    """
 
     __module__ = "escudeiro_pools"
 
@@ -23,13 +35,16 @@ class PoolClosed(PoolError):
     __module__ = "escudeiro_pools"
 
 
-class PoolBusy(PoolError):
-    """``max_waiting`` callers already wait: this one is refused at once."""
+class PoolBusy(_RetryLater):
+    """``max_waiting`` callers already wait: this one is refused at once.
+
+    ``retry_after`` estimates as ``PoolTimeout``'s does.
+    """
 
     __module__ = "escudeiro_pools"
 
 
-class PoolUnavailable(PoolError):
+class PoolUnavailable(_RetryLater):
     """The factory keeps failing: callers that would create are refused at once.
 
     ``__cause__`` is the last error the factory raised; ``retry_after`` is
@@ -39,5 +54,4 @@ class PoolUnavailable(PoolError):
     __module__ = "escudeiro_pools"
 
     def __init__(self, message: str, retry_after: float = 0.0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after)

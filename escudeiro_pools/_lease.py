@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar
 
 from escudeiro_pools._errors import PoolError
 from escudeiro_pools._protocol import DEFAULT
@@ -32,7 +32,15 @@ if TYPE_CHECKING:
     from escudeiro_pools._async_pool import AsyncPool
     from escudeiro_pools._thread_pool import ThreadPool
 
-__all__ = ["SPENT", "AsyncLease", "ThreadLease", "ends_broken", "presents_as_async_generator"]
+__all__ = [
+    "SPENT",
+    "AsyncLease",
+    "Ending",
+    "ThreadLease",
+    "ending",
+    "ends_broken",
+    "presents_as_async_generator",
+]
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -79,14 +87,27 @@ def _entered_twice() -> PoolError:
     return PoolError("a lease can be entered once; call pool.lease() again for a new one")
 
 
-def ends_broken(
-    exc_type: type[BaseException] | None, discard_on: tuple[type[BaseException], ...]
-) -> bool:
+#: How a lease's block ended: None (normally), or what it raised (the exception,
+#: or only its type when a caller of ``__exit__`` passed no instance).
+Ending: TypeAlias = "BaseException | type[BaseException] | None"
+
+
+def ending(exc_type: type[BaseException] | None, exc: BaseException | None) -> Ending:
+    return exc if exc is not None else exc_type
+
+
+def ends_broken(how: Ending, discard_on: tuple[type[BaseException], ...]) -> bool:
     """A lease ended by a ``BaseException`` (cancelled, interrupted) or one of
-    ``discard_on``: the resource may be mid-operation or broken."""
-    return exc_type is not None and (
-        not issubclass(exc_type, Exception) or issubclass(exc_type, discard_on)
-    )
+    ``discard_on``: the resource may be mid-operation or broken.
+
+    An instance is matched with ``isinstance``, so an entry of ``discard_on``
+    may tell errors of one type apart by their content (the asyncpg recipe's
+    ``ConnectionClosed``)."""
+    if how is None:
+        return False
+    if isinstance(how, BaseException):
+        return not isinstance(how, Exception) or isinstance(how, discard_on)
+    return not issubclass(how, Exception) or issubclass(how, discard_on)
 
 
 class _Lease(Generic[T]):
@@ -167,7 +188,7 @@ class AsyncLease(_Lease[T]):
         if slot is None:
             return
         self._slot = SPENT
-        pending = self._pool._end(slot, self._serial, exc_type)
+        pending = self._pool._end(slot, self._serial, ending(exc_type, exc))
         if pending is not None:
             await pending
 
@@ -209,7 +230,7 @@ class ThreadLease(_Lease[T]):
         if slot is None:
             return
         self._slot = SPENT
-        self._pool._end(slot, self._serial, exc_type)
+        self._pool._end(slot, self._serial, ending(exc_type, exc))
 
     # ``async with`` (and so FastAPI's Depends): waiting on the event loop.
 
@@ -232,4 +253,4 @@ class ThreadLease(_Lease[T]):
         if slot is None:
             return
         self._slot = SPENT
-        await self._pool._end_async(slot, self._serial, exc_type)
+        await self._pool._end_async(slot, self._serial, ending(exc_type, exc))

@@ -17,6 +17,7 @@ from escudeiro_pools._protocol import EXPIRED, Grant, Waiter
 __all__ = ["Entry", "WaiterQueue"]
 
 _monotonic = time.monotonic
+_WEIGHT = 0.2
 
 #: One queued caller: its waiter, its deadline (the async pool's timer reads
 #: it; None: none) and when it began to wait (``time.monotonic``).
@@ -28,13 +29,15 @@ class WaiterQueue:
     counts those that have not left, ``waits`` and ``wait_time_*`` every
     caller that queued, once its wait ended."""
 
-    __slots__ = ("entries", "wait_time_max", "wait_time_total", "waiting", "waits")
+    __slots__ = ("entries", "recent_wait", "wait_time_max", "wait_time_total", "waiting", "waits")
 
     def __init__(self) -> None:
         self.entries: deque[Entry] = deque()
         self.waiting = 0
         self.waits = 0
         self.wait_time_total = self.wait_time_max = 0.0
+        #: How long callers wait lately: a moving average, each wait weighing 1/5.
+        self.recent_wait = 0.0
 
     def enqueue(self, waiter: Waiter, deadline: float | None, started: float) -> None:
         self.entries.append((waiter, deadline, started))
@@ -55,6 +58,7 @@ class WaiterQueue:
                 self.wait_time_total += seconds
                 if seconds > self.wait_time_max:
                     self.wait_time_max = seconds
+                self.recent_wait += (seconds - self.recent_wait) * _WEIGHT
                 return True
         return False
 
@@ -64,6 +68,7 @@ class WaiterQueue:
         self.wait_time_total += seconds
         if seconds > self.wait_time_max:
             self.wait_time_max = seconds
+        self.recent_wait += (seconds - self.recent_wait) * _WEIGHT
 
     def left(self, started: float) -> None:
         """A queued caller left before it was granted anything (its waiter is done)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from escudeiro_pools._breaker import Breaker, times_in_a_row
-from escudeiro_pools._errors import PoolError, PoolTimeout, PoolUnavailable
+from escudeiro_pools._errors import PoolBusy, PoolError, PoolTimeout, PoolUnavailable
 from escudeiro_pools._slot import LEASED
 from escudeiro_pools._stats import LeaseInfo, PoolStats
 
@@ -124,4 +124,20 @@ def timeout_error(state: Books[Any], timeout: float | None, phase: str) -> PoolT
         message += (
             f"the oldest lease, {holders[0].age:.1f} s old, was acquired at {holders[0].site}; "
         )
-    return PoolTimeout(message + "raise pool_size or acquire_timeout, or return leases sooner")
+    return PoolTimeout(
+        message + "raise pool_size or acquire_timeout, or return leases sooner",
+        retry_estimate(state),
+    )
+
+
+def busy_error(state: Books[Any]) -> PoolBusy:
+    return PoolBusy(
+        f"pool {state.name!r}: {state.queue.waiting} callers already wait (max_waiting="
+        f"{state.max_waiting}); retry later, or raise pool_size or max_waiting",
+        retry_estimate(state),
+    )
+
+
+def retry_estimate(state: Books[Any]) -> float:
+    """When a refused caller may retry: about as long as callers wait lately, at least 1 s."""
+    return max(1.0, state.queue.recent_wait)

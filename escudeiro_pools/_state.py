@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from escudeiro_pools import _maintenance, _report
 from escudeiro_pools._books import Books
-from escudeiro_pools._errors import PoolBusy, PoolClosed, PoolError
+from escudeiro_pools._errors import PoolClosed, PoolError
 from escudeiro_pools._lifetimes import lifetime_end, stale_reason
 from escudeiro_pools._options import check_count
 from escudeiro_pools._protocol import CREATE, WAIT, Grant
@@ -70,10 +70,7 @@ class PoolState(Books[T]):
             return CREATE
         if self.max_waiting is not None and self.queue.waiting >= self.max_waiting:
             self.rejected += 1
-            raise PoolBusy(
-                f"pool {self.name!r}: {self.queue.waiting} callers already wait (max_waiting="
-                f"{self.max_waiting}); retry later, or raise pool_size or max_waiting"
-            )
+            raise _report.busy_error(self)
         return WAIT
 
     def _judge(self, slot: Slot[T], *, alive: bool) -> Slot[T]:

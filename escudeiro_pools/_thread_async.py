@@ -14,6 +14,7 @@ import asyncio
 import time
 from typing import Any, Generic, TypeVar
 
+from escudeiro_pools._lease import Ending
 from escudeiro_pools._protocol import WAIT, Grant
 from escudeiro_pools._slot import LEASED, Slot
 from escudeiro_pools._thread_leasing import Claim, ThreadLeasing
@@ -112,9 +113,9 @@ class AsyncFace(Generic[T]):
         if stale is not None:
             self._upkeep.release_aside(stale)
 
-    async def end(self, slot: Slot[T], serial: int, exc_type: type[BaseException] | None) -> None:
+    async def end(self, slot: Slot[T], serial: int, how: Ending) -> None:
         """End the lease ``serial`` of ``slot``; ``reset`` and the releaser run in a thread."""
-        back = self._leasing.end(slot, serial, exc_type)
+        back = self._leasing.end(slot, serial, how)
         if back is not None:
             # Shielded: a cancelled caller does not interrupt the reset or releaser.
             loop = asyncio.get_running_loop()

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from escudeiro_pools._errors import PoolClosed
 from escudeiro_pools._events import Observers
-from escudeiro_pools._lease import ends_broken
+from escudeiro_pools._lease import Ending, ends_broken
 from escudeiro_pools._protocol import CLOSED, CREATE, UNAVAILABLE, WAIT, Grant
 from escudeiro_pools._site import call_site
 from escudeiro_pools._slot import CHECKING, GONE, LEASED, RESETTING, Slot
@@ -258,12 +258,10 @@ class ThreadLeasing(Generic[T]):
 
     # -- return ---------------------------------------------------------------------
 
-    def end(
-        self, slot: Slot[T], serial: int, exc_type: type[BaseException] | None
-    ) -> Slot[T] | None:
+    def end(self, slot: Slot[T], serial: int, how: Ending) -> Slot[T] | None:
         """End the lease ``serial`` of ``slot`` in the books; the slot if it needs
         ``reset`` or the releaser next (a no-op if the lease already ended)."""
-        fate = "broken" if ends_broken(exc_type, self._discard_on) else ""
+        fate = "broken" if ends_broken(how, self._discard_on) else ""
         events = self._events
         with self._upkeep.lock:
             ended = slot.state == LEASED and slot.serial == serial

@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 from escudeiro_pools import _fork
 from escudeiro_pools._errors import PoolTimeout
 from escudeiro_pools._events import Observers
-from escudeiro_pools._lease import ThreadLease, presents_as_async_generator
+from escudeiro_pools._lease import Ending, ThreadLease, presents_as_async_generator
 from escudeiro_pools._options import check_count, check_not_async, check_timeout, configure
 from escudeiro_pools._protocol import DEFAULT, WAIT, Grant, PoolObserver, _Default
 from escudeiro_pools._slot import LEASED, Slot
@@ -187,17 +187,15 @@ class ThreadPool(Generic[T]):
             events.tell_returned(resource, began)
         return result
 
-    def _end(self, slot: Slot[T], serial: int, exc_type: type[BaseException] | None) -> None:
+    def _end(self, slot: Slot[T], serial: int, how: Ending) -> None:
         """A lease's exit (blocking through ``reset``)."""
-        back = self._leasing.end(slot, serial, exc_type)
+        back = self._leasing.end(slot, serial, how)
         if back is not None:
             self._leasing.after_return(back)
 
-    def _end_async(
-        self, slot: Slot[T], serial: int, exc_type: type[BaseException] | None
-    ) -> Coroutine[Any, Any, None]:
+    def _end_async(self, slot: Slot[T], serial: int, how: Ending) -> Coroutine[Any, Any, None]:
         """``async with``'s exit: the coroutine that ends the lease."""
-        return self._face.end(slot, serial, exc_type)
+        return self._face.end(slot, serial, how)
 
     def discard(self, resource: T) -> None:
         """Release a leased resource you know is broken, instead of pooling it.

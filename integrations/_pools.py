@@ -11,15 +11,43 @@ from escudeiro_pools import AsyncPool, PoolStats, ThreadPool
 
 __all__ = [
     "AnyPool",
+    "PoolStartupError",
     "check_pools",
     "check_prefill",
     "check_retry_after",
     "ready",
-    "start",
+    "start_all",
     "stop_all",
 ]
 
 AnyPool: TypeAlias = AsyncPool[Any] | ThreadPool[Any]
+
+
+class PoolStartupError(RuntimeError):
+    """A lifespan's startup failed: one line per pool that failed, with its first
+    cause. ``errors`` maps each pool's keyword to what it raised (an
+    ``ExceptionGroup`` of the failed creations for a failed prefill)."""
+
+    def __init__(self, errors: dict[str, BaseException], pools: Mapping[str, AnyPool]) -> None:
+        lines = [_startup_line(key, pools[key], error) for key, error in errors.items()]
+        super().__init__(
+            "; ".join(lines) + ". To start while a backend is away, use lifespan(prefill=False):"
+            " the pools then fill on demand."
+        )
+        self.errors = errors
+
+
+def _startup_line(key: str, pool: AnyPool, error: BaseException) -> str:
+    cause = error
+    summary = ""
+    if isinstance(error, BaseExceptionGroup):
+        summary = f"{error.message.removeprefix(f'pool {pool.name!r}: ')}; "
+        while isinstance(cause, BaseExceptionGroup):
+            cause = cause.exceptions[0]
+    return (
+        f"pool {key!r} ({pool.name}) failed to start: {summary}first error: "
+        f"{type(cause).__name__}: {cause}"
+    )
 
 
 def check_pools(caller: str, pools: Mapping[str, object]) -> None:
@@ -48,14 +76,19 @@ def check_retry_after(seconds: object) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
-async def start(name: str, pool: AnyPool, prefill: bool | int) -> None:
-    """Open ``pool`` and prefill it (all of it, none, or ``prefill`` resources).
+async def start_all(pools: Mapping[str, AnyPool], prefill: bool | int) -> None:
+    """Open every pool and prefill them concurrently (all, none, or ``prefill`` each).
+
+    Whatever ends the startup early (a failed prefill, a cancellation, an
+    interrupt), every pool is closed again before it propagates: nothing
+    that was opened is left behind.
 
     Raises:
-        ExceptionGroup: prefill failed; its message names the pool and the first cause.
+        PoolStartupError: a pool failed to open or prefill.
     """
     count = None if prefill is True else int(prefill)
-    try:
+
+    async def start(pool: AnyPool) -> None:
         if isinstance(pool, AsyncPool):
             await pool.open()
             if count != 0:
@@ -64,13 +97,29 @@ async def start(name: str, pool: AnyPool, prefill: bool | int) -> None:
             await asyncio.to_thread(pool.open)
             if count != 0:
                 await asyncio.to_thread(pool.prefill, count)
-    except BaseExceptionGroup as group:
-        first = group.exceptions[0]
-        raise BaseExceptionGroup(
-            f"pool {name!r} ({pool.name}) failed to start: {group.message}; first error: "
-            f"{type(first).__name__}: {first}",
-            list(group.exceptions),
-        ) from None
+
+    try:
+        results = await asyncio.gather(*map(start, pools.values()), return_exceptions=True)
+    except BaseException:
+        await close_shielded(list(pools.values()))
+        raise
+    errors = {key: r for key, r in zip(pools, results, strict=True) if isinstance(r, BaseException)}
+    if errors:
+        await close_shielded(list(pools.values()))
+        interrupts = [e for e in errors.values() if not isinstance(e, Exception)]
+        if interrupts:
+            raise interrupts[0]
+        raise PoolStartupError(errors, pools) from None
+
+
+async def close_shielded(pools: list[AnyPool]) -> None:
+    """``stop_all``, run to its end even if the caller is cancelled meanwhile."""
+    closing = asyncio.ensure_future(stop_all(pools))
+    try:
+        await asyncio.shield(closing)
+    except asyncio.CancelledError:
+        await asyncio.wait([closing])
+        raise
 
 
 async def stop_all(pools: list[AnyPool]) -> list[BaseException]:

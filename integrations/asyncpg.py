@@ -4,9 +4,11 @@
 
 Connections come back clean. By default an open or failed transaction is
 rolled back on return and nothing else is sent (no round-trip for an idle
-connection), as psycopg_pool and SQLAlchemy do. ``full_reset=True`` runs
-asyncpg's ``Connection.reset()`` instead (advisory locks, cursors, LISTEN,
-``RESET ALL``), which is asyncpg's own pool default.
+connection), as psycopg_pool and SQLAlchemy do. ``full_reset=True`` also
+clears what PostgreSQL's ``DISCARD ALL`` clears (role and session
+authorization, settings, SQL-level prepared statements, temporary tables,
+advisory locks, ``LISTEN``, cursors, sequence state, cached plans) in one
+round-trip, and keeps asyncpg's own statement cache valid.
 
 Security note: without the full reset, session state carries over to the
 next lease. If you use ``SET ROLE`` or ``set_config(...)`` for row-level
@@ -14,7 +16,7 @@ security, or session-level advisory locks, pass ``full_reset=True`` (or scope
 such settings to a transaction with ``SET LOCAL``).
 
 Behind PgBouncer in transaction mode, pass ``statement_cache_size=0`` (it is
-handed to ``asyncpg.connect``) and keep ``full_reset=False``.
+handed to ``asyncpg.connect``); both return modes work there.
 
 Two questions, two answers:
 
@@ -35,6 +37,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from escudeiro_pools import AsyncPool, PoolUnavailable
+from escudeiro_pools._redact import mask_secrets
 from escudeiro_pools.integrations._passthrough import check_passthrough, numbered_name
 from escudeiro_pools.integrations._require import require
 
@@ -47,6 +50,7 @@ __all__ = [
     "DATABASE_UNAVAILABLE",
     "ConnectFailed",
     "ConnectTimeout",
+    "ConnectionClosed",
     "connection_pool",
     "redact_dsn",
 ]
@@ -60,8 +64,36 @@ class ConnectTimeout(ConnectFailed, TimeoutError):
     """Connecting to the database took longer than asyncpg's ``timeout``."""
 
 
+_CLOSED = re.compile(r"(?:^|: )(?:the underlying )?connection is closed$")
+
+
+class _ClosedCheck(type):
+    """``isinstance`` of ``ConnectionClosed``: an ``InterfaceError`` that says
+    the connection is closed."""
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, asyncpg.InterfaceError) and bool(_CLOSED.search(str(instance)))
+
+
+class ConnectionClosed(asyncpg.InterfaceError, metaclass=_ClosedCheck):  # type: ignore[misc]
+    r"""asyncpg's ``InterfaceError`` for a connection already closed (the server
+    dropped it between two queries of one lease, or it was closed): ``connection
+    is closed``, ``cannot perform operation: connection is closed``, ``cannot
+    call ...: the underlying connection is closed``. Other ``InterfaceError``\ s
+    (a misused connection) are not.
+
+    asyncpg never raises this class: it matches with ``isinstance`` (as
+    ``discard_on`` and ``add_pool_error_handlers`` do), not with ``except``.
+    ``refines`` names the class it narrows, which handlers matched by type
+    (Starlette's) are registered on.
+    """
+
+    refines: Final = asyncpg.InterfaceError
+
+
 CONNECTION_LOST: Final[tuple[type[Exception], ...]] = (
     ConnectionError,
+    ConnectionClosed,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
@@ -70,11 +102,13 @@ CONNECTION_LOST: Final[tuple[type[Exception], ...]] = (
 )
 """Raised inside a lease, these mean the connection is gone or unusable (the
 server shut down, the socket broke, the driver lost track): it is discarded,
-not returned. A query cancelled by ``command_timeout``, a SQL error or an
-unrelated ``OSError`` leave a usable connection."""
+not returned. A query cancelled by ``command_timeout``, a SQL error, an
+``InterfaceError`` other than ``ConnectionClosed`` or an unrelated ``OSError``
+leave a usable connection."""
 
 DATABASE_UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
     ConnectionError,
+    ConnectionClosed,
     socket.gaierror,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.AdminShutdownError,
@@ -89,33 +123,55 @@ unknown host, connect timeout, ``ConnectFailed``), the server shutting down or
 out of connections, a connection lost mid-query (after a server shutdown a
 connection can look open while its protocol is broken: the driver then raises
 ``InternalClientError``), or the pool refusing to create while the database is
-away (``PoolUnavailable``). Answer 503: a retry can succeed. asyncpg's
-``InterfaceError`` is not here: it also means a misused connection; when a
-connection died inside ``async with conn.transaction()``, the real error is
-its ``__context__``."""
+away (``PoolUnavailable``), or a connection the server closed between two
+queries of a lease (``ConnectionClosed``). Answer 503: a retry can succeed.
+Any other ``InterfaceError`` is not here: it means a misused connection."""
+
+#: ``full_reset=True``: what ``DISCARD ALL`` does, except ``DEALLOCATE ALL``, which
+#: would also drop the statements asyncpg prepared for its cache; only the ones a
+#: lease made with SQL ``PREPARE`` are deallocated. One statement list, one
+#: round-trip, sent once no transaction is open (``DISCARD ALL`` itself cannot
+#: run in the implicit transaction of a multi-statement query).
+FULL_RESET: Final = """\
+CLOSE ALL;
+SET SESSION AUTHORIZATION DEFAULT;
+RESET ALL;
+UNLISTEN *;
+SELECT pg_advisory_unlock_all();
+DISCARD PLANS;
+DISCARD TEMP;
+DISCARD SEQUENCES;
+DO $reset$ DECLARE statement text; BEGIN
+  FOR statement IN SELECT name FROM pg_prepared_statements WHERE from_sql LOOP
+    EXECUTE format('DEALLOCATE %I', statement);
+  END LOOP;
+END $reset$;"""
+
+
+def _resetting(base: type[asyncpg.Connection]) -> type[asyncpg.Connection]:
+    """``base`` whose ``reset()`` (listener callbacks, open transaction) then
+    sends ``FULL_RESET`` (asyncpg's documented way to change its reset query)."""
+
+    class FullyResetConnection(base):  # type: ignore[misc]
+        def get_reset_query(self) -> str:
+            return FULL_RESET
+
+    FullyResetConnection.__qualname__ = f"FullyReset{base.__name__}"
+    return FullyResetConnection
+
 
 _URI = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<netloc>[^/?#]*)(?P<rest>.*)$", re.S)
-_QUERY_SECRET = re.compile(r"(?<=[?&])((?:ssl)?password=)[^&#]*", re.IGNORECASE)
-_KEYWORD_SECRET = re.compile(
-    r"""(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\S+)""", re.IGNORECASE
-)
 
 
 def redact_dsn(dsn: str) -> str:
     """``dsn`` with every password replaced by ``***``, otherwise unchanged.
 
-    Reads the DSN as asyncpg does: the password in ``user:password@`` (the
-    last ``@`` before the path), ``password=`` or ``sslpassword=`` in the
-    query, multi-host and IPv6 hosts, and the ``key=value`` form.
+    Reads the DSN as asyncpg does: the password in ``user:password@``, a
+    query key that is ``password`` or ``sslpassword`` once percent-decoded
+    (``pass%77ord``), repeated keys, multi-host and IPv6 hosts; and the
+    ``key=value`` form. The pool's own messages are masked the same way.
     """
-    match = _URI.match(dsn)
-    if match is None:
-        return _KEYWORD_SECRET.sub(r"\1***", dsn)
-    netloc = match["netloc"]
-    userinfo, at, hosts = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
-    return match["scheme"] + netloc + _QUERY_SECRET.sub(r"\1***", match["rest"])
+    return mask_secrets(dsn)
 
 
 def _default_name(dsn: str | None, connect_kwargs: dict[str, Any]) -> str:
@@ -219,6 +275,9 @@ def connection_pool(
     pool_name = name or _default_name(dsn, connect_kwargs)
     server_settings = dict(connect_kwargs.pop("server_settings", None) or {})
     server_settings.setdefault("application_name", pool_name[:63])
+    if full_reset:
+        base = connect_kwargs.get("connection_class", asyncpg.Connection)
+        connect_kwargs["connection_class"] = _resetting(base)
     where = redact_dsn(dsn) if dsn else "the database"
 
     async def connect() -> asyncpg.Connection:
@@ -262,6 +321,11 @@ def connection_pool(
         return None
 
     async def reset(connection: asyncpg.Connection) -> None:
+        # Rolled back here first: asyncpg's reset() would also roll back, but
+        # report a transaction left open by SQL as an error in the loop's log.
+        pending = rollback(connection)
+        if pending is not None:
+            await pending
         await connection.reset()
 
     return AsyncPool(

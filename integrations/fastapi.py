@@ -4,7 +4,7 @@ a stats route and a readiness route.
     pool = AsyncPool(factory, releaser)
     Conn = Annotated[Connection, Depends(pool.lease)]
     app = FastAPI(lifespan=lifespan(db=pool))
-    add_pool_timeout_handler(app)
+    add_pool_error_handlers(app, *DATABASE_UNAVAILABLE)
     app.include_router(stats_router(db=pool))
     app.include_router(health_router(db=pool))
 
@@ -18,11 +18,19 @@ including a streaming one, and also when the endpoint raises.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from escudeiro_pools import PoolBusy, PoolTimeout, PoolUnavailable
-from escudeiro_pools.integrations._pools import AnyPool, check_pools, check_retry_after, ready
+from escudeiro_pools import PoolBusy, PoolError, PoolTimeout, PoolUnavailable
+from escudeiro_pools.integrations._pools import (
+    AnyPool,
+    PoolStartupError,
+    check_pools,
+    check_retry_after,
+    ready,
+)
 from escudeiro_pools.integrations._require import require
 from escudeiro_pools.integrations.starlette import lifespan
 
@@ -33,6 +41,10 @@ from fastapi.params import Depends  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 
 __all__ = [
+    "BUSY",
+    "UNREACHABLE",
+    "PoolStartupError",
+    "add_pool_error_handlers",
     "add_pool_timeout_handler",
     "add_unavailable_handler",
     "health_router",
@@ -41,60 +53,138 @@ __all__ = [
 ]
 
 
-def add_pool_timeout_handler(app: FastAPI, *, retry_after: float = 1.0) -> None:
-    """Answer a busy pool with ``503 Service Unavailable`` and ``Retry-After``.
+#: The bodies of the 503 answers (``{"detail": ...}``).
+BUSY = "service busy: no pooled resource was free in time"
+UNREACHABLE = "service unavailable: its backend cannot be reached"
 
-    ``PoolTimeout`` and ``PoolBusy`` get ``retry_after`` seconds;
-    ``PoolUnavailable`` gets the seconds until the pool next tries its
-    factory. The body is ``{"detail": "..."}``.
+log = logging.getLogger("escudeiro_pools.integrations.fastapi")
+
+
+class _Warnings:
+    """One WARNING per ``interval`` seconds for the 503s an app answers; the
+    next one counts those it held back."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self.next_at = 0.0
+        self.held_back = 0
+
+    def report(self, request: Request, exc: Exception, retry_after: str) -> None:
+        now = time.monotonic()
+        if now < self.next_at:
+            self.held_back += 1
+            return
+        since = f" ({self.held_back} more since the last warning)" if self.held_back else ""
+        self.next_at, self.held_back = now + self.interval, 0
+        log.warning(
+            "503 for %s %s, Retry-After %s s%s: %s: %s",
+            request.method,
+            request.url.path,
+            retry_after,
+            since,
+            type(exc).__name__,
+            exc,
+        )
+
+
+def _handlers(app: FastAPI) -> dict[str, Any]:
+    """This app's answer settings: one record, whichever call made it first."""
+    settings: dict[str, Any] | None = getattr(app.state, "escudeiro_pools_503", None)
+    if settings is None:
+        settings = {"busy_retry_after": None, "retry_after": {}, "warnings": _Warnings()}
+        app.state.escudeiro_pools_503 = settings
+    return settings
+
+
+def add_pool_error_handlers(
+    app: FastAPI,
+    *unavailable: type[Exception],
+    retry_after: float = 5.0,
+    busy_retry_after: float | None = None,
+) -> None:
+    """Answer every pool refusal, and ``unavailable`` (a recipe's errors for an
+    unreachable backend), with ``503 Service Unavailable`` and ``Retry-After``.
+
+        add_pool_error_handlers(app, *DATABASE_UNAVAILABLE)
+
+    - ``PoolTimeout``, ``PoolBusy``: ``{"detail": BUSY}``; ``Retry-After``: the
+      pool's estimate (how long its callers wait lately, at least 1 s), or
+      ``busy_retry_after`` if given.
+    - ``PoolUnavailable``: ``{"detail": UNREACHABLE}``; ``Retry-After``: when
+      the pool next tries its factory.
+    - each of ``unavailable``: ``{"detail": UNREACHABLE}``; ``Retry-After``:
+      ``retry_after``. A class that narrows another by content (its
+      ``refines``) is matched with ``isinstance``; other errors of the class
+      it narrows are left to the app's other handlers (a 500).
+
+    Each 503 is logged as a WARNING with the pool's own message (a timeout's
+    names the oldest holder when leases are tracked), at most one per 10 s;
+    the next says how many were held back. Calls may come in any order and
+    be repeated: each adds to what the earlier ones set.
+
+    Raises:
+        TypeError: an entry of ``unavailable`` is not an exception class.
+        ValueError: a bad number of seconds.
     """
-    seconds = check_retry_after(retry_after)
+    for error in unavailable:
+        if not (isinstance(error, type) and issubclass(error, Exception)):
+            raise TypeError(f"add_pool_error_handlers(): {error!r} is not an exception class")
+    fallback = check_retry_after(retry_after)
+    settings = _handlers(app)
+    if busy_retry_after is not None:
+        settings["busy_retry_after"] = check_retry_after(busy_retry_after)
+    for error in unavailable:
+        if not issubclass(error, PoolError):
+            settings["retry_after"][error] = fallback
+    warnings: _Warnings = settings["warnings"]
 
-    async def busy(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "service busy: no pooled resource was free in time"},
-            status_code=503,
-            headers={"Retry-After": seconds},
-        )
+    async def answer(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, PoolError):
+            pass
+        elif not any(isinstance(exc, error) for error in settings["retry_after"]):
+            # Registered for a class that an entry narrows (``refines``), and not
+            # one of its instances: not ours to answer.
+            raise exc
+        if isinstance(exc, PoolTimeout | PoolBusy):
+            body = BUSY
+            seconds = settings["busy_retry_after"] or check_retry_after(exc.retry_after)
+        elif isinstance(exc, PoolUnavailable):
+            body, seconds = UNREACHABLE, check_retry_after(exc.retry_after)
+        else:
+            body = UNREACHABLE
+            seconds = next(
+                (s for e, s in settings["retry_after"].items() if isinstance(exc, e)), fallback
+            )
+        warnings.report(request, exc, seconds)
+        return JSONResponse({"detail": body}, status_code=503, headers={"Retry-After": seconds})
 
-    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        wait = exc.retry_after if isinstance(exc, PoolUnavailable) else retry_after
-        return JSONResponse(
-            {"detail": "service unavailable: its backend cannot be reached"},
-            status_code=503,
-            headers={"Retry-After": check_retry_after(wait)},
-        )
+    handled: list[type[Exception]] = [PoolTimeout, PoolBusy, PoolUnavailable]
+    for error in unavailable:
+        # A class matched by content (the asyncpg recipe's ``ConnectionClosed``) is
+        # answered through the class it narrows: Starlette matches handlers by type.
+        handled.append(getattr(error, "refines", error))
+    for error in handled:
+        app.add_exception_handler(error, answer)
 
-    app.add_exception_handler(PoolTimeout, busy)
-    app.add_exception_handler(PoolBusy, busy)
-    app.add_exception_handler(PoolUnavailable, unavailable)
+
+def add_pool_timeout_handler(app: FastAPI, *, retry_after: float | None = None) -> None:
+    """``add_pool_error_handlers(app, busy_retry_after=retry_after)``: the pool's
+    refusals only (kept for apps written against 0.6)."""
+    add_pool_error_handlers(app, busy_retry_after=retry_after)
 
 
 def add_unavailable_handler(
     app: FastAPI, *errors: type[Exception], retry_after: float = 5.0
 ) -> None:
-    """Answer ``errors`` (e.g. the asyncpg recipe's ``DATABASE_UNAVAILABLE``) with
-    ``503 Service Unavailable``, ``Retry-After: retry_after`` and
-    ``{"detail": "database unavailable: <error type>"}``.
+    """``add_pool_error_handlers(app, *errors, retry_after=retry_after)`` (kept for
+    apps written against 0.6).
 
-        add_unavailable_handler(app, *DATABASE_UNAVAILABLE)
+    Raises:
+        TypeError: no error given, or one is not an exception class.
     """
     if not errors:
         raise TypeError("add_unavailable_handler() needs the exception types to answer")
-    for error in errors:
-        if not (isinstance(error, type) and issubclass(error, Exception)):
-            raise TypeError(f"add_unavailable_handler(): {error!r} is not an exception class")
-    seconds = check_retry_after(retry_after)
-
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            {"detail": f"database unavailable: {type(exc).__name__}"},
-            status_code=503,
-            headers={"Retry-After": seconds},
-        )
-
-    for error in errors:
-        app.add_exception_handler(error, handle)
+    add_pool_error_handlers(app, *errors, retry_after=retry_after)
 
 
 def stats_router(

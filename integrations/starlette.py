@@ -9,23 +9,23 @@ async def handler(request):
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeAlias
 
 from escudeiro_pools.integrations._pools import (
     AnyPool,
+    PoolStartupError,
     check_pools,
     check_prefill,
-    start,
+    start_all,
     stop_all,
 )
 from escudeiro_pools.integrations._require import require
 
 require("starlette", "starlette")
 
-__all__ = ["AnyPool", "lifespan"]
+__all__ = ["AnyPool", "PoolStartupError", "lifespan"]
 
 AppLifespan: TypeAlias = Callable[[Any], AbstractAsyncContextManager[Mapping[str, Any] | None]]
 
@@ -38,10 +38,11 @@ def lifespan(
     Startup opens every pool and prefills it concurrently: to ``pool_size``
     (``prefill=True``), not at all (``False``: the app starts even while a
     database is away, and pools fill on demand), or ``prefill`` resources
-    each. If one fails, the others are closed (nothing leaks) and startup
-    fails with that error, whose message names the pool and the first cause
-    (an ``ExceptionGroup`` if several failed). Then ``app_lifespan`` runs
-    inside. Shutdown closes every pool, in the loop that made its
+    each. If one fails, every pool is closed again (nothing leaks) and
+    startup fails with ``PoolStartupError``, one line naming each pool that
+    failed and its first cause. A cancelled or interrupted startup also
+    closes every pool, then propagates. Then ``app_lifespan`` runs inside.
+    Shutdown closes every pool, in the loop that made its
     resources, even if one fails, then raises the errors together. Each pool
     is in the lifespan state: ``request.state.<name>``.
     """
@@ -51,15 +52,7 @@ def lifespan(
     @asynccontextmanager
     async def run(app: Any) -> AsyncIterator[dict[str, Any]]:
         members = list(pools.values())
-        results = await asyncio.gather(
-            *(start(key, pool, fill) for key, pool in pools.items()), return_exceptions=True
-        )
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            await stop_all(members)
-            if len(failures) == 1:
-                raise failures[0]
-            raise BaseExceptionGroup("pools failed to start", failures)
+        await start_all(pools, fill)
         state: dict[str, Any] = dict(pools)
         try:
             if app_lifespan is None:

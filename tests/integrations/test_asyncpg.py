@@ -341,3 +341,66 @@ async def test_setup_runs_at_each_checkout(dsn: str) -> None:
             assert (await conn.fetchval("SHOW search_path")) == "pg_catalog"
             await conn.execute("SET search_path TO public")
     await pool.close()
+
+
+async def _dropped_by_the_server(dsn: str, conn: asyncpg.Connection) -> None:
+    """The server ends ``conn``'s session; returns once the driver has seen it."""
+    admin = await asyncpg.connect(dsn)
+    await admin.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+    await admin.close()
+    for _ in range(3000):
+        if conn.is_closed():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the driver never saw the connection close")
+
+
+async def test_a_connection_dropped_between_two_queries_of_a_lease_is_a_lost_connection(
+    dsn: str,
+) -> None:
+    from escudeiro_pools.integrations.asyncpg import ConnectionClosed
+
+    pool = connection_pool(dsn, pool_size=1)
+    with pytest.raises(asyncpg.InterfaceError) as caught:
+        async with pool.lease() as conn:
+            assert await conn.fetchval("SELECT 1") == 1
+            await _dropped_by_the_server(dsn, conn)
+            await conn.fetchval("SELECT 2")
+    assert isinstance(caught.value, ConnectionClosed)
+    assert isinstance(caught.value, CONNECTION_LOST)
+    assert isinstance(caught.value, DATABASE_UNAVAILABLE)
+    assert pool.stats().discarded == 1
+    async with pool.lease() as fresh:
+        assert fresh is not conn
+        assert await fresh.fetchval("SELECT 3") == 3
+    await pool.close()
+
+
+async def test_only_a_closed_connection_interface_error_is_a_lost_connection(dsn: str) -> None:
+    from escudeiro_pools.integrations.asyncpg import ConnectionClosed
+
+    for message in (
+        "connection is closed",
+        "cannot perform operation: connection is closed",
+        "cannot call PreparedStatement.fetch(): the underlying connection is closed",
+    ):
+        assert isinstance(asyncpg.InterfaceError(message), CONNECTION_LOST), message
+    for message in (
+        "cannot perform operation: another operation is in progress",
+        "the server expects 1 argument for this query, 0 were passed",
+        "connection is closed, said nobody",
+    ):
+        error = asyncpg.InterfaceError(message)
+        assert not isinstance(error, ConnectionClosed | ConnectionError), message
+        assert not isinstance(error, DATABASE_UNAVAILABLE), message
+    assert not issubclass(asyncpg.InterfaceError, ConnectionClosed)
+    # A misused connection raises an InterfaceError of another kind and is kept.
+    pool = connection_pool(dsn, pool_size=1)
+    with pytest.raises(asyncpg.InterfaceError) as caught:
+        async with pool.lease() as conn:
+            await conn.fetchval("SELECT $1::int")
+    assert not isinstance(caught.value, ConnectionClosed)
+    async with pool.lease() as again:
+        assert again is conn
+    assert pool.stats().discarded == 0
+    await pool.close()

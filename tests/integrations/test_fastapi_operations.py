@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from escudeiro_pools import AsyncPool, PoolBusy, PoolUnavailable
 from escudeiro_pools.integrations.asyncpg import DATABASE_UNAVAILABLE, connection_pool
 from escudeiro_pools.integrations.fastapi import (
+    PoolStartupError,
     add_pool_timeout_handler,
     add_unavailable_handler,
     health_router,
@@ -133,7 +134,7 @@ def test_a_prefill_failure_names_the_pool_and_the_cause() -> None:
     with pytest.raises(RuntimeError, match="failed to start"), serve(app):
         pass
     starting = lifespan(orders=pool)(app)
-    with pytest.raises(BaseExceptionGroup) as caught:
+    with pytest.raises(PoolStartupError) as caught:
         asyncio.run(starting.__aenter__())
     assert "pool 'orders' (orders-db) failed to start" in str(caught.value)
     assert "ConnectionError: factory failed" in str(caught.value)

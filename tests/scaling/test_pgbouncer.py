@@ -1,6 +1,6 @@
 """The asyncpg recipe behind a real PgBouncer in transaction mode, configured as
 docs/scaling.md says: ``statement_cache_size=0``, the default rollback-only
-return (``full_reset=False``).
+return (``full_reset=False``); the full reset is checked to work there too.
 
 PgBouncer's own admin console (``SHOW CLIENTS``, ``SHOW SERVERS``, ``SHOW
 POOLS``) is the witness: a client is a connection of the pool, a server a
@@ -54,10 +54,13 @@ async def transfer(pool: AsyncPool[asyncpg.Connection], n: int) -> tuple[int, in
         return int(total), int(server)
 
 
+@pytest.mark.parametrize("full_reset", [False, True], ids=["default-return", "full-reset"])
 async def test_concurrent_leases_with_transactions_go_through_pgbouncer_without_error(
-    bouncer: PgBouncer,
+    bouncer: PgBouncer, full_reset: bool
 ) -> None:
-    async with behind_pgbouncer(bouncer, "pgb-concurrent", pool_size=POOL_SIZE) as pool:
+    async with behind_pgbouncer(
+        bouncer, "pgb-concurrent", pool_size=POOL_SIZE, full_reset=full_reset
+    ) as pool:
         async with pool.lease() as connection:
             await connection.execute(
                 "DROP TABLE IF EXISTS transfers; CREATE TABLE transfers (amount int NOT NULL)"
