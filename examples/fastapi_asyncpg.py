@@ -24,8 +24,7 @@ from pydantic import BaseModel
 
 from escudeiro_pools.integrations.asyncpg import DATABASE_UNAVAILABLE, connection_pool
 from escudeiro_pools.integrations.fastapi import (
-    add_pool_timeout_handler,
-    add_unavailable_handler,
+    add_pool_error_handlers,
     health_router,
     lifespan,
     stats_router,
@@ -88,8 +87,7 @@ def create_app(
                 instrumentation.uninstrument()
 
     app = FastAPI(title="notes", lifespan=lifespan(app_lifespan, prefill=prefill, db=pool))
-    add_pool_timeout_handler(app)
-    add_unavailable_handler(app, *DATABASE_UNAVAILABLE)
+    add_pool_error_handlers(app, *DATABASE_UNAVAILABLE)
     app.include_router(stats_router(db=pool))
     app.include_router(health_router(db=pool))
     app.state.pool = pool

@@ -121,15 +121,11 @@ def kind(outcome: Outcome) -> str:
 
 
 def reads_as_unavailable(error: BaseException) -> bool:
-    """One of the recipe's ``DATABASE_UNAVAILABLE`` (answer 503, retry later), or
-    asyncpg's ``Transaction.__aexit__`` refusing to run on a connection that died
-    inside the transaction: that ``InterfaceError`` hides the loss, which is its
-    ``__context__`` (see docs/scaling.md)."""
-    if isinstance(error, DATABASE_UNAVAILABLE):
-        return True
-    return isinstance(error, asyncpg.InterfaceError) and isinstance(
-        error.__context__, DATABASE_UNAVAILABLE
-    )
+    """One of the recipe's ``DATABASE_UNAVAILABLE`` (answer 503, retry later),
+    including asyncpg's ``Transaction.__aexit__`` refusing to run on a
+    connection that died inside the transaction (``ConnectionClosed``; see
+    docs/scaling.md)."""
+    return isinstance(error, DATABASE_UNAVAILABLE)
 
 
 def check_ridden_out(outcomes: list[Outcome], back_at: float, what: str) -> None:
