@@ -11,11 +11,17 @@ STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; ls escudeiro_pools inte
 # A changed pyproject.toml or module list reinstalls into the same venv (one in
 # use elsewhere keeps working); the venv is made only when it is missing.
 $(STAMP):
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e . --group test --group lint --group demo
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	@echo "Setting up $(VENV) (once, and again when pyproject.toml changes): a venv with"
+	@echo "escudeiro-pools installed editable, and its test, lint and demo tools from PyPI:"
+	@$(PYTHON) tools/show_groups.py test lint demo
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	@# The build's own notices (setuptools' editable-install box) are not the user's concern.
+	@PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --progress-bar off \
+		-e . --group test --group lint --group demo
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+	@echo "$(VENV) is ready."
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo

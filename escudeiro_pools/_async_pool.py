@@ -14,17 +14,16 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
-from escudeiro_pools import _fork
+from escudeiro_pools import _fork, _report
 from escudeiro_pools._async_calls import AsyncCalls
 from escudeiro_pools._async_leasing import AsyncLeasing
 from escudeiro_pools._async_upkeep import AsyncUpkeep
 from escudeiro_pools._binding import Binding
-from escudeiro_pools._errors import PoolTimeout
 from escudeiro_pools._events import Observers
 from escudeiro_pools._lease import AsyncLease, Ending, ends_broken, presents_as_async_generator
-from escudeiro_pools._options import check_count, check_timeout, configure
+from escudeiro_pools._options import check_count, check_keywords, check_timeout, configure
 from escudeiro_pools._protocol import DEFAULT, PoolObserver, _Default
 from escudeiro_pools._slot import LEASED, RESETTING, Slot
 from escudeiro_pools._stats import LeaseInfo, PoolStats
@@ -91,6 +90,11 @@ class AsyncPool(Generic[T]):
             failing factory, doubling, with jitter.
         clock: monotonic seconds, for ages; tests may hand in their own.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # Before Python binds the arguments: a misspelled option gets the nearest name.
+        check_keywords("AsyncPool", kwargs, cls.__init__)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -285,11 +289,7 @@ class AsyncPool(Generic[T]):
         results = await asyncio.gather(*tasks, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            raise BaseExceptionGroup(
-                f"pool {self._state.name!r}: prefill created {planned - len(errors)} of "
-                f"{planned} resources",
-                errors,
-            )
+            raise _report.prefill_failed(self._state.name, planned, errors)
 
     async def dispose(self) -> None:
         """Release every idle resource now; leased ones are released on return.
@@ -306,11 +306,7 @@ class AsyncPool(Generic[T]):
 
     def _raise_release_errors(self, slots: list[Slot[T]], errors: list[BaseException]) -> None:
         if errors:
-            raise BaseExceptionGroup(
-                f"pool {self._state.name!r}: {len(errors)} of {len(slots)} resources "
-                "failed to release",
-                errors,
-            )
+            raise _report.release_failed(self._state.name, len(slots), errors)
 
     async def close(self, timeout: float | None = 5.0) -> None:
         """Close: refuse acquires with ``PoolClosed``, release idle resources, wait for leases.
@@ -382,10 +378,7 @@ class AsyncPool(Generic[T]):
                     binding.ready.append(ready)
                     await ready
         except TimeoutError:
-            raise PoolTimeout(
-                f"pool {state.name!r}: {len(state.slots)} of min_size={state.min_size} "
-                f"resources exist after {timeout} s ({state.breaker.last_error() or 'no error'})"
-            ) from None
+            raise _report.not_ready(state, timeout) from None
         if state.closed:
             raise state.closed_error()
 

@@ -10,6 +10,7 @@ import contextlib
 import logging
 from typing import Final, Generic, TypeVar
 
+from escudeiro_pools import _report
 from escudeiro_pools._async_calls import AsyncCalls
 from escudeiro_pools._binding import Binding
 from escudeiro_pools._errors import PoolError, PoolTimeout
@@ -86,7 +87,8 @@ class AsyncUpkeep(Generic[T]):
             if live or state.queue.waiting:
                 if not binding.loop.is_closed():
                     raise PoolError(
-                        f"pool {state.name!r} has {live} live resources bound to another "
+                        f"pool {state.name!r} has {_report.plural(live, 'live resource')} "
+                        "bound to another "
                         "event loop that is still open; dispose() or close() it in that loop "
                         "first, or make one pool per loop"
                     )

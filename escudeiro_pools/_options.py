@@ -109,6 +109,30 @@ def configure(kind: str, lifo: type, fifo: type, arguments: Mapping[str, Any]) -
     )
 
 
+@functools.cache
+def _keywords(init: Callable[..., None]) -> tuple[str, ...]:
+    return tuple(name for name in inspect.signature(init).parameters if name != "self")
+
+
+def check_keywords(kind: str, passed: Mapping[str, object], init: Callable[..., None]) -> None:
+    """Refuse a keyword ``init`` does not take, naming the nearest one it does.
+
+    Raises:
+        TypeError: the first unknown keyword.
+    """
+    known = _keywords(init)
+    for key in passed:
+        if key not in known:
+            import difflib
+
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]}=? " if close else ""
+            raise TypeError(
+                f"{kind}() got an unexpected keyword argument {key!r}; {hint}"
+                f"its options are {', '.join(known)}"
+            )
+
+
 def check_count(option: str, value: object, *, minimum: int = 0, hint: str = "a count") -> int:
     """Validate a whole number of at least ``minimum``."""
     floor = "a positive int" if minimum == 1 else f"an int >= {minimum}"

@@ -4,6 +4,7 @@ errors it raises. Pure readings of a pool's ``Books``; nothing here changes it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from escudeiro_pools._breaker import Breaker, times_in_a_row
@@ -132,7 +133,8 @@ def timeout_error(state: Books[Any], timeout: float | None, phase: str) -> PoolT
 
 def busy_error(state: Books[Any]) -> PoolBusy:
     return PoolBusy(
-        f"pool {state.name!r}: {state.queue.waiting} callers already wait (max_waiting="
+        f"pool {state.name!r}: {plural(state.queue.waiting, 'caller')} already "
+        f"{'waits' if state.queue.waiting == 1 else 'wait'} (max_waiting="
         f"{state.max_waiting}); retry later, or raise pool_size or max_waiting",
         retry_estimate(state),
     )
@@ -141,3 +143,35 @@ def busy_error(state: Books[Any]) -> PoolBusy:
 def retry_estimate(state: Books[Any]) -> float:
     """When a refused caller may retry: about as long as callers wait lately, at least 1 s."""
     return max(1.0, state.queue.recent_wait)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 resource``, ``2 resources``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def prefill_failed(
+    name: str, planned: int, errors: list[BaseException]
+) -> BaseExceptionGroup[BaseException]:
+    return BaseExceptionGroup(
+        f"pool {name!r}: prefill created {planned - len(errors)} of {plural(planned, 'resource')}",
+        errors,
+    )
+
+
+def release_failed(
+    name: str, released: int, errors: Sequence[BaseException]
+) -> BaseExceptionGroup[BaseException]:
+    return BaseExceptionGroup(
+        f"pool {name!r}: {len(errors)} of {plural(released, 'resource')} failed to release",
+        errors,
+    )
+
+
+def not_ready(state: Books[Any], timeout: float | None) -> PoolTimeout:
+    exist = len(state.slots)
+    return PoolTimeout(
+        f"pool {state.name!r}: {exist} of min_size={state.min_size} "
+        f"{'resource exists' if exist == 1 else 'resources exist'} after {timeout} s "
+        f"({state.breaker.last_error() or 'no error'})"
+    )

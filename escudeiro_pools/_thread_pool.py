@@ -17,13 +17,18 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
-from escudeiro_pools import _fork
-from escudeiro_pools._errors import PoolTimeout
+from escudeiro_pools import _fork, _report
 from escudeiro_pools._events import Observers
 from escudeiro_pools._lease import Ending, ThreadLease, presents_as_async_generator
-from escudeiro_pools._options import check_count, check_not_async, check_timeout, configure
+from escudeiro_pools._options import (
+    check_count,
+    check_keywords,
+    check_not_async,
+    check_timeout,
+    configure,
+)
 from escudeiro_pools._protocol import DEFAULT, WAIT, Grant, PoolObserver, _Default
 from escudeiro_pools._slot import LEASED, Slot
 from escudeiro_pools._stats import LeaseInfo, PoolStats
@@ -55,6 +60,11 @@ class ThreadPool(Generic[T]):
     (``min_size``, ``max_idle``, the outage probe, the leak watch) runs in
     one daemon thread, only while needed.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # Before Python binds the arguments: a misspelled option gets the nearest name.
+        check_keywords("ThreadPool", kwargs, cls.__init__)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -243,11 +253,7 @@ class ThreadPool(Generic[T]):
             futures = [executor.submit(self._upkeep.create_placed, True) for _ in range(planned)]
         errors = [e for e in (f.exception() for f in futures) if e is not None]
         if errors:
-            raise BaseExceptionGroup(
-                f"pool {self._state.name!r}: prefill created {planned - len(errors)} of "
-                f"{planned} resources",
-                errors,
-            )
+            raise _report.prefill_failed(self._state.name, planned, errors)
 
     def dispose(self) -> None:
         """Release every idle resource now; leased ones are released on return.
@@ -263,11 +269,7 @@ class ThreadPool(Generic[T]):
 
     def _raise_release_errors(self, slots: list[Slot[T]], errors: list[Exception]) -> None:
         if errors:
-            raise BaseExceptionGroup(
-                f"pool {self._state.name!r}: {len(errors)} of {len(slots)} resources "
-                "failed to release",
-                errors,
-            )
+            raise _report.release_failed(self._state.name, len(slots), errors)
 
     def close(self, timeout: float | None = 5.0) -> None:
         """Close in one step: refuse acquires, release idle resources, wait for leases.
@@ -332,11 +334,7 @@ class ThreadPool(Generic[T]):
             if state.closed:
                 raise state.closed_error()
             if not ready:
-                raise PoolTimeout(
-                    f"pool {state.name!r}: {len(state.slots)} of min_size={state.min_size} "
-                    f"resources exist after {timeout} s "
-                    f"({state.breaker.last_error() or 'no error'})"
-                )
+                raise _report.not_ready(state, timeout)
 
     def resize(self, pool_size: int | None = None, *, min_size: int | None = None) -> None:
         """Change ``pool_size`` and/or ``min_size`` now; see ``AsyncPool.resize``."""

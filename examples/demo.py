@@ -124,41 +124,59 @@ def live_view(tally: Tally, stats: PoolStats, progress: Progress) -> Group:
 
 
 def plain_line(tally: Tally, stats: PoolStats) -> str:
-    gauges = " ".join(f"{g}={getattr(stats, g)}" for g in GAUGES)
+    """One short line of progress, for a log or a pipe (no terminal)."""
     return (
         f"{tally.done}/{tally.total} requests, {tally.rate():,.0f} req/s, "
-        f"p50 {tally.percentile(0.5) * 1000:.1f} ms, 503s {tally.statuses[503]}; pool {gauges}"
+        f"p50 {tally.percentile(0.5) * 1000:.1f} ms, {tally.statuses[503]} x 503; "
+        f"pool size {stats.size}, in use {stats.in_use}, waiting {stats.waiting}"
+        + ("" if stats.available else ", failing fast")
         + (f"; {tally.outage}" if tally.outage else "")
     )
 
 
-def final_table(tally: Tally, elapsed: float, stats: PoolStats) -> Table:
+def final_table(tally: Tally, elapsed: float, stats: PoolStats, outage: bool) -> Table:
     ordered = sorted(tally.latencies) or [0.0]
     table = Table(title="demo results", show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    table.add_column("what it means")
+    succeeded = tally.statuses[200] + tally.statuses[201]
     rows = [
-        ("requests", f"{tally.total}"),
-        ("succeeded", f"{tally.statuses[200] + tally.statuses[201]}"),
-        ("503 while the database was away", f"{tally.statuses[503]}"),
-        ("errors", f"{tally.unexpected}"),
-        ("throughput", f"{tally.total / elapsed:,.0f} req/s"),
-        ("latency p50", f"{statistics.median(ordered) * 1000:.1f} ms"),
+        ("requests", f"{tally.total}", "sent by the load, 1 in 4 a write"),
+        ("succeeded", f"{succeeded}", "answered 200 or 201"),
+        (
+            "503 answers",
+            f"{tally.statuses[503]}",
+            "the app's answer while the database was away: refused at once, not hung"
+            if outage
+            else "the app's answer when no connection was free in time",
+        ),
+        ("errors", f"{tally.unexpected}", "any other answer, or none: should be 0"),
+        ("throughput", f"{tally.total / elapsed:,.0f} req/s", "all requests, outage included"),
+        ("latency p50", f"{statistics.median(ordered) * 1000:.1f} ms", "of the successes"),
         (
             "latency p99",
             f"{ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000:.1f} ms",
+            "of the successes; it spans the outage: a request that waited for a "
+            "connection while the database was away succeeded once it was back"
+            if outage
+            else "of the successes",
+        ),
+        ("pool size", f"{stats.size} of {stats.pool_size}", "connections open now, of the most"),
+        ("pool created", f"{stats.created}", "connections opened in all (outage included)"),
+        ("pool acquired", f"{stats.acquired}", "leases: one per request that got a connection"),
+        ("pool waits", f"{stats.waits}", "leases that had to wait for a connection"),
+        ("pool wait max", f"{stats.wait_time_max * 1000:.1f} ms", "the longest of those waits"),
+        ("pool timeouts", f"{stats.timeouts}", "waits that ran out (each a 503)"),
+        (
+            "pool refused while down",
+            f"{stats.unavailable}",
+            "callers the pool refused at once while failing fast (each a 503); the other "
+            "503s are requests whose connect or query met the outage itself",
         ),
     ]
-    rows += [
-        (f"pool {key}", f"{getattr(stats, key)}")
-        for key in ("pool_size", "size", "in_use", "created", "acquired", "waits", "timeouts")
-    ]
-    rows += [
-        ("pool wait max", f"{stats.wait_time_max * 1000:.1f} ms"),
-        ("pool refused while down", f"{stats.unavailable}"),
-    ]
-    for key, value in rows:
-        table.add_row(key, value)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -175,7 +193,10 @@ def run(args: argparse.Namespace, console: Console, dsn: str, server: Any) -> in
         tally.outage = "database back: serving again"
 
     with serve(app) as url:
-        console.print(f"serving the FastAPI example at {url} (server pool of {pool.pool_size})")
+        console.print(
+            f"serving the FastAPI example at {url} (a pool of "
+            f"{pool.pool_size} connection{'' if pool.pool_size == 1 else 's'})"
+        )
         console.print(
             f"driving {args.requests} requests, {args.concurrency} in flight at once"
             + (f", the database away for {args.outage:g} s halfway" if server else "")
@@ -201,12 +222,12 @@ def run(args: argparse.Namespace, console: Console, dsn: str, server: Any) -> in
                 progress.update(task, completed=tally.done)
                 live.update(live_view(tally, pool.stats(), progress))
         else:
-            while not finished.wait(0.5):
-                console.print(plain_line(tally, pool.stats()))
+            while not finished.wait(1.0):
+                console.print(plain_line(tally, pool.stats()), soft_wrap=True, markup=False)
         load.join()
         elapsed = time.perf_counter() - tally.started
         stats = pool.stats()
-    console.print(final_table(tally, elapsed, stats))
+    console.print(final_table(tally, elapsed, stats, outage=server is not None))
     return 0 if tally.unexpected == 0 else 1
 
 

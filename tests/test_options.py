@@ -374,3 +374,25 @@ async def test_an_async_pool_factory_returning_a_plain_value_fails_at_no_cost() 
     with pytest.raises(TypeError, match="not an awaitable"):
         await pool.acquire()
     assert pool.stats().size == 0
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("pool_sise", "pool_size"),
+        ("acquire_timout", "acquire_timeout"),
+        ("max_wating", "max_waiting"),
+        ("chek", "check"),
+        ("recycle", "pool_recycle"),
+    ],
+)
+def test_a_misspelled_keyword_gets_the_nearest_valid_name(kit: Kit, typo: str, meant: str) -> None:
+    with pytest.raises(TypeError, match=rf"'{typo}'; did you mean {meant}=\?") as caught:
+        kit.pool(**{typo: 1})
+    assert "its options are" in str(caught.value)
+
+
+def test_an_unknown_keyword_far_from_any_option_lists_the_options(kit: Kit) -> None:
+    with pytest.raises(TypeError, match="'zzz'; its options are factory, releaser") as caught:
+        kit.pool(zzz=1)
+    assert "did you mean" not in str(caught.value)

@@ -138,7 +138,7 @@ async def test_wait_ready_and_resize_on_a_closed_or_failing_pool(kit: Kit, ledge
     await kit.open(pool)
     await kit.prefill(pool)
     ledger.releaser_failures = 1
-    with pytest.raises(ExceptionGroup, match="1 of 1 resources failed to release"):
+    with pytest.raises(ExceptionGroup, match="1 of 1 resource failed to release"):
         if kit.flavour == "async":
             await pool.resize(1)
         else:
