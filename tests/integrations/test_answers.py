@@ -39,16 +39,24 @@ def failing_pool() -> AsyncPool[Resource]:
     )
 
 
+def one_call(app: FastAPI) -> None:
+    add_pool_error_handlers(app, *DATABASE_UNAVAILABLE)
+
+
+def timeout_then_unavailable(app: FastAPI) -> None:
+    add_pool_timeout_handler(app)
+    add_unavailable_handler(app, *DATABASE_UNAVAILABLE)
+
+
+def unavailable_then_timeout(app: FastAPI) -> None:
+    add_unavailable_handler(app, *DATABASE_UNAVAILABLE)
+    add_pool_timeout_handler(app)
+
+
 WIRINGS: dict[str, Callable[[FastAPI], None]] = {
-    "one call": lambda app: add_pool_error_handlers(app, *DATABASE_UNAVAILABLE),
-    "timeout, then unavailable": lambda app: (
-        add_pool_timeout_handler(app),
-        add_unavailable_handler(app, *DATABASE_UNAVAILABLE),
-    ),
-    "unavailable, then timeout": lambda app: (
-        add_unavailable_handler(app, *DATABASE_UNAVAILABLE),
-        add_pool_timeout_handler(app),
-    ),
+    "one call": one_call,
+    "timeout, then unavailable": timeout_then_unavailable,
+    "unavailable, then timeout": unavailable_then_timeout,
 }
 
 
@@ -90,9 +98,11 @@ def test_a_busy_pool_answers_with_its_estimate_and_warns_with_the_oldest_holder(
     app = FastAPI(lifespan=lifespan(db=pool))
     add_pool_error_handlers(app)
     release = asyncio.Event()
+    loops: list[asyncio.AbstractEventLoop] = []
 
     @app.get("/hold")
     async def hold(resource: Resource = Depends(pool.lease)) -> None:  # noqa: B008
+        loops.append(asyncio.get_running_loop())
         await release.wait()
 
     @app.get("/")
@@ -105,7 +115,7 @@ def test_a_busy_pool_answers_with_its_estimate_and_warns_with_the_oldest_holder(
             while pool.stats().in_use == 0:
                 await asyncio.sleep(0.01)
             reply = await client.get("/")
-            pool._upkeep.binding.loop.call_soon_threadsafe(release.set)
+            loops[0].call_soon_threadsafe(release.set)
             await holder
             return reply
 

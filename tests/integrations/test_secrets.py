@@ -10,6 +10,7 @@ connect fails with an ``OSError`` that the recipe reports with the DSN.
 
 import logging
 import traceback
+from typing import Any
 
 import asyncpg
 import httpx
@@ -109,7 +110,7 @@ async def test_a_failed_connect_shows_no_password_in_the_error_and_its_chain(
 
 
 def test_no_route_and_no_metric_shows_a_password() -> None:
-    pools = {
+    pools: dict[str, Any] = {
         f"p{i}": connection_pool(dsn, pool_size=1, fail_fast_after=1, name=f"secret-{i}")
         for i, dsn in enumerate(FORMS.values())
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,6 +17,10 @@ from examples.serving import serve
 from tests.kit import AsyncKit, Interrupt, Kit, Ledger, ThreadKit, eventually
 
 KITS = [AsyncKit, ThreadKit]
+
+
+def closed_and_released(kit: Kit, pool: Any) -> Callable[[], bool]:
+    return lambda: bool(pool.stats().closed) and not kit.ledger.live
 
 
 def slow_pool(kit: Kit, entered: threading.Event, opened: threading.Event, **options: Any) -> Any:
@@ -79,8 +84,7 @@ async def test_a_startup_ended_mid_prefill_closes_every_pool_it_opened(
             await task
 
     for kit, pool in ((fast, fast_pool), (slow, slowest)):
-        await eventually(lambda pool=pool: pool.stats().closed, 30)
-        await eventually(lambda kit=kit: not kit.ledger.live, 30)
+        await eventually(closed_and_released(kit, pool), 30)
         kit.ledger.assert_released_once()
         stats = pool.stats()
         assert stats.size == stats.idle == stats.in_use == 0
