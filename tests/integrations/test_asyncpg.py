@@ -151,7 +151,8 @@ def test_a_password_never_shows_in_name_repr_or_stats() -> None:
             "postgresql:///db?host=/var/run/postgresql&password=pw",
             "postgresql:///db?host=/var/run/postgresql&password=***",
         ),
-        ("postgresql://u@host/db#password=frag", "postgresql://u@host/db#password=frag"),
+        # Masking errs toward hiding: a fragment that reads like a password is masked too.
+        ("postgresql://u@host/db#password=frag", "postgresql://u@host/db#password=***"),
         ("host=db user=app password=pw dbname=x", "host=db user=app password=*** dbname=x"),
         ("host=db password='a b c' dbname=x", "host=db password=*** dbname=x"),
         ("", ""),
