@@ -11,7 +11,7 @@ import inspect
 import itertools
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +114,14 @@ def _keywords(init: Callable[..., None]) -> tuple[str, ...]:
     return tuple(name for name in inspect.signature(init).parameters if name != "self")
 
 
+def did_you_mean(key: str, names: Iterable[str]) -> str:
+    """``"did you mean <nearest>=? "``, or ``""`` when no name of ``names`` is near ``key``."""
+    import difflib
+
+    close = difflib.get_close_matches(key, list(names), n=1)
+    return f"did you mean {close[0]}=? " if close else ""
+
+
 def check_keywords(kind: str, passed: Mapping[str, object], init: Callable[..., None]) -> None:
     """Refuse a keyword ``init`` does not take, naming the nearest one it does.
 
@@ -123,12 +131,8 @@ def check_keywords(kind: str, passed: Mapping[str, object], init: Callable[..., 
     known = _keywords(init)
     for key in passed:
         if key not in known:
-            import difflib
-
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean {close[0]}=? " if close else ""
             raise TypeError(
-                f"{kind}() got an unexpected keyword argument {key!r}; {hint}"
+                f"{kind}() got an unexpected keyword argument {key!r}; {did_you_mean(key, known)}"
                 f"its options are {', '.join(known)}"
             )
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from escudeiro_pools._options import did_you_mean
 
 __all__ = ["check_passthrough", "numbered_name"]
 
@@ -35,10 +36,9 @@ def check_passthrough(
     for key in passed:
         if key in accepted:
             continue
-        close = difflib.get_close_matches(key, [*own, *accepted], n=1)
-        hint = f"did you mean {close[0]}=? " if close else ""
         raise TypeError(
-            f"{caller}() got an unexpected keyword argument {key!r}; {hint}pass one of its "
+            f"{caller}() got an unexpected keyword argument {key!r}; "
+            f"{did_you_mean(key, [*own, *accepted])}pass one of its "
             f"options ({', '.join(own)}) or an option of {target_name} ({', '.join(accepted)})"
         )
 
