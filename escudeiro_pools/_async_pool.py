@@ -93,7 +93,7 @@ class AsyncPool(Generic[T]):
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         # Before Python binds the arguments: a misspelled option gets the nearest name.
-        check_keywords("AsyncPool", kwargs, cls.__init__)
+        check_keywords(cls.__name__, kwargs, cls.__init__, AsyncPool.__init__)
         return super().__new__(cls)
 
     def __init__(

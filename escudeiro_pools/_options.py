@@ -110,8 +110,17 @@ def configure(kind: str, lifo: type, fifo: type, arguments: Mapping[str, Any]) -
 
 
 @functools.cache
-def _keywords(init: Callable[..., None]) -> tuple[str, ...]:
-    return tuple(name for name in inspect.signature(init).parameters if name != "self")
+def _keywords(init: Callable[..., None], base: Callable[..., None]) -> tuple[str, ...]:
+    """The keywords ``init`` takes; with ``**kwargs`` (a subclass forwarding
+    them), also those of ``base``, the pool's own ``__init__``."""
+    parameters = inspect.signature(init).parameters.values()
+    named = [p.name for p in parameters if p.name != "self" and p.kind not in _VARIADIC]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters) and init is not base:
+        named += [name for name in _keywords(base, base) if name not in named]
+    return tuple(named)
+
+
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 def did_you_mean(key: str, names: Iterable[str]) -> str:
@@ -122,13 +131,15 @@ def did_you_mean(key: str, names: Iterable[str]) -> str:
     return f"did you mean {close[0]}=? " if close else ""
 
 
-def check_keywords(kind: str, passed: Mapping[str, object], init: Callable[..., None]) -> None:
+def check_keywords(
+    kind: str, passed: Mapping[str, object], init: Callable[..., None], base: Callable[..., None]
+) -> None:
     """Refuse a keyword ``init`` does not take, naming the nearest one it does.
 
     Raises:
         TypeError: the first unknown keyword.
     """
-    known = _keywords(init)
+    known = _keywords(init, base)
     for key in passed:
         if key not in known:
             raise TypeError(

@@ -63,7 +63,7 @@ class ThreadPool(Generic[T]):
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         # Before Python binds the arguments: a misspelled option gets the nearest name.
-        check_keywords("ThreadPool", kwargs, cls.__init__)
+        check_keywords(cls.__name__, kwargs, cls.__init__, ThreadPool.__init__)
         return super().__new__(cls)
 
     def __init__(

@@ -396,3 +396,21 @@ def test_an_unknown_keyword_far_from_any_option_lists_the_options(kit: Kit) -> N
     with pytest.raises(TypeError, match="'zzz'; its options are factory, releaser") as caught:
         kit.pool(zzz=1)
     assert "did you mean" not in str(caught.value)
+
+
+def test_a_subclass_that_forwards_its_keywords_keeps_them() -> None:
+    class Tagged(AsyncPool[object]):
+        def __init__(self, *args: Any, tag: str = "", **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.tag = tag
+
+    async def make() -> object:
+        return object()
+
+    async def drop(resource: object) -> None:
+        return None
+
+    pool = Tagged(make, drop, pool_size=3, tag="x")
+    assert (pool.pool_size, pool.tag) == (3, "x")
+    with pytest.raises(TypeError, match="'pool_sise'; did you mean pool_size=\\?"):
+        Tagged(make, drop, pool_sise=3)
