@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Editable installs link each module: a new module means a new install.
 STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; ls escudeiro_pools integrations) | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-only lint bench mutate package docs docs-serve clean
+.PHONY: docs-check demo test test-only lint bench mutate package docs docs-serve clean
 
 # A changed pyproject.toml or module list reinstalls into the same venv (one in
 # use elsewhere keeps working); the venv is made only when it is missing.
@@ -64,6 +64,13 @@ docs-serve: $(STAMP)
 	$(BIN)/python -m pip install --quiet --group docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
+# Every page of the built site in headless Chromium with no internet: diagrams
+# drawn, code blocks and charts within the content column (tools/check_site.py).
+# Needs a Chromium (apt-get install chromium, or CHROMIUM=/path/to/it).
+docs-check: docs
+	$(BIN)/python -m pip install --quiet --group docs-check
+	$(BIN)/python tools/check_site.py
+
 # Mutation testing (not in CI): the decision core and the acquire, release and
 # lease paths of both pools, against the tests in [tool.mutmut] (pyproject.toml).
 # About an hour on 2 cores; `mutmut results` lists the survivors.
@@ -92,4 +99,4 @@ mutate: $(STAMP)
 	$(BIN)/python tools/mutation_report.py $(MUTATE_SCOPE)
 
 clean:
-	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache .coverage mutants mutants.log dist site
+	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache .coverage mutants mutants.log dist site site-check .cache

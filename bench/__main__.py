@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from bench import core, threads
-from bench.report import Row, render_markdown, render_table, save_chart
+from bench.report import Row, render_markdown, render_table, save_charts
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -74,13 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(missed)} target(s) missed" if missed else "\nevery target met")
     if not args.no_write:
         command = "make bench" + (" BENCH_ARGS=--quick" if args.quick else "")
-        chart = DOCS / "benchmarks.png"
+        for old in DOCS.glob("benchmarks*.png"):
+            old.unlink()
         scenarios = list(dict.fromkeys(row.scenario for row in rows))[:4]
-        drew = save_chart(rows, scenarios, chart)
+        charts = save_charts(rows, scenarios, DOCS)
         (DOCS / "benchmarks.md").write_text(
-            render_markdown(rows, command, chart.name if drew else None, NOTES), encoding="utf-8"
+            render_markdown(rows, command, charts, NOTES), encoding="utf-8"
         )
-        print(f"wrote {DOCS / 'benchmarks.md'}" + (f" and {chart}" if drew else ""))
+        wrote = ", ".join(["benchmarks.md", *charts.values()])
+        print(f"wrote {wrote} in {DOCS}")
     return 0
 
 

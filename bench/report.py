@@ -1,4 +1,4 @@
-"""Results, the terminal table, ``docs/benchmarks.md`` and its chart."""
+"""Results, the terminal table, ``docs/benchmarks.md`` and its charts."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import os
 import platform
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Row", "Target", "render_markdown", "render_table", "save_chart"]
+__all__ = ["Row", "Target", "chart_name", "render_markdown", "render_table", "save_charts"]
 
 
 _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -103,10 +103,17 @@ def machine() -> str:
 
 
 def render_markdown(
-    rows: Sequence[Row], command: str, chart: str | None, notes: Sequence[str] = ()
+    rows: Sequence[Row],
+    command: str,
+    charts: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
 ) -> str:
-    """``docs/benchmarks.md``: how it was run, the figures, what missed its target."""
+    """``docs/benchmarks.md``: how it was run, the figures, what missed its target.
+
+    ``charts`` maps a scenario to its chart's file name, shown above its table.
+    """
     today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    charts = charts or {}
     out = [
         "# Benchmarks",
         "",
@@ -121,12 +128,12 @@ def render_markdown(
         f"- Date: {today}",
         "",
     ]
-    if chart:
-        out += [f"![Scenarios 1-4]({chart})", ""]
     missed = [row for row in rows if row.met is False]
     for scenario in dict.fromkeys(row.scenario for row in rows):
-        out += [f"## {scenario}", "", "| " + " | ".join(HEADER) + " |"]
-        out.append("|" + "---|" * len(HEADER))
+        out += [f"## {scenario}", ""]
+        if scenario in charts:
+            out += [f"![{_chart_alt(scenario)}]({charts[scenario]})", ""]
+        out += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
         for row in rows:
             if row.scenario == scenario:
                 cells = [cell.replace("|", "\\|") for cell in _cells(row)]
@@ -136,8 +143,10 @@ def render_markdown(
     if missed and notes:
         out += [*notes, ""]
     if missed:
+        # "- 1. Core…" would read as a list inside the item and lose the "1.".
         out += [
-            f"- {row.scenario}: {row.case} at {row.ratio:.2f}x {row.versus} (target {row.target})"
+            f"- **{row.scenario}**: {row.case} at {row.ratio:.2f}x {row.versus} "
+            f"(target {row.target})"
             for row in missed
         ]
     else:
@@ -146,42 +155,62 @@ def render_markdown(
     return "\n".join(out)
 
 
-def save_chart(rows: Sequence[Row], scenarios: Sequence[str], path: Path) -> bool:
-    """Bar charts of the ratios of ``scenarios``, one panel each; False if none."""
+def _chart_alt(scenario: str) -> str:
+    return f"Ratios of scenario {scenario.split('.', 1)[0]}, with their targets"
+
+
+def chart_name(scenario: str) -> str:
+    """``benchmarks-1.png`` for ``"1. Core overhead …"``."""
+    return f"benchmarks-{scenario.split('.', 1)[0].strip()}.png"
+
+
+# Drawn at the width the docs' content column shows (about 690 px on a
+# desktop), so that the labels are shown at the size they are drawn.
+CHART_WIDTH_PX = 680
+CHART_DPI = 100
+CHART_FONT_PT = 9
+
+
+def save_charts(rows: Sequence[Row], scenarios: Sequence[str], directory: Path) -> dict[str, str]:
+    """One bar chart of the ratios of each of ``scenarios``; their file names by scenario."""
     panels = [
         (name, [row for row in rows if row.scenario == name and row.ratio is not None])
         for name in scenarios
     ]
     panels = [(name, data) for name, data in panels if data]
     if not panels:
-        return False
+        return {}
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    heights = [0.8 + 0.42 * len(data) for _, data in panels]
-    fig, axes = plt.subplots(
-        len(panels),
-        1,
-        figsize=(11, sum(heights) + 0.6),
-        squeeze=False,
-        gridspec_kw={"height_ratios": heights},
-    )
-    for ax, (name, data) in zip(axes[:, 0], panels, strict=True):
-        labels = [textwrap.fill(row.case, 48) for row in data]
+    drawn: dict[str, str] = {}
+    for name, data in panels:
+        labels = [textwrap.fill(row.case, 34) for row in data]
+        lines = sum(label.count("\n") + 1 for label in labels)
+        fig, ax = plt.subplots(
+            figsize=(CHART_WIDTH_PX / CHART_DPI, 0.9 + 0.2 * lines + 0.12 * len(data))
+        )
         ratios = [row.ratio or 0.0 for row in data]
         colors = ["#c0392b" if row.met is False else "#2c7fb8" for row in data]
-        ax.barh(labels, ratios, color=colors)
+        bars = ax.barh(labels, ratios, color=colors)
+        ax.bar_label(
+            bars, labels=[f"{ratio:.2f}x" for ratio in ratios], padding=3, fontsize=CHART_FONT_PT
+        )
         ax.axvline(1.0, color="grey", linewidth=0.8)
-        for row, y in zip(data, range(len(data)), strict=True):
+        for y, row in enumerate(data):
             if row.target is not None:
                 ax.plot([row.target.bound] * 2, [y - 0.4, y + 0.4], color="black", linewidth=1.5)
-        ax.set_title(textwrap.fill(name, 90), fontsize=9, loc="left")
+        ax.set_xlim(0, max([*ratios, *(r.target.bound for r in data if r.target)]) * 1.18)
         ax.invert_yaxis()
-        ax.tick_params(labelsize=7)
-    axes[-1, 0].set_xlabel("ratio (see each table for its meaning; black tick: target)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+        ax.tick_params(labelsize=CHART_FONT_PT)
+        ax.set_xlabel(
+            "ratio (its meaning: the table below; black tick: target; red: missed)",
+            fontsize=CHART_FONT_PT,
+        )
+        fig.tight_layout()
+        fig.savefig(directory / chart_name(name), dpi=CHART_DPI)
+        plt.close(fig)
+        drawn[name] = chart_name(name)
+    return drawn

@@ -341,13 +341,14 @@ async def enter(kit: Kit, lease: Any) -> Any:
     return await ThreadKit._run(kit, lease.__enter__)  # type: ignore[arg-type]
 
 
-async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    """Wait until `condition()` holds; fail after `seconds`."""
-    for _ in range(int(seconds / 0.005)):
-        if condition():
-            return
+async def eventually(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Wait until ``condition()`` holds (a task or thread did its work); fail
+    after ``seconds``, a bound a busy machine never reaches."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
         await asyncio.sleep(0.005)
-    raise AssertionError("condition not met in time")
 
 
 def until(condition: Callable[[], bool], seconds: float = 30.0) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from escudeiro_pools import PoolUnavailable
+from escudeiro_pools._maintenance import plan
 from tests.kit import (
     FakeClock,
     Kit,
@@ -261,9 +262,10 @@ async def test_the_maintainer_wakes_unprompted_when_an_idle_resource_enters_the_
     before = clock.reads
     await resize(kit, pool, min_size=1)  # the maintainer looks, and sleeps until 1009
     await eventually(lambda: clock.reads >= before + 2)
+    # It looks again when the resource is due, not a lookahead after its end.
+    assert plan(pool._state, clock.now).wake == pytest.approx(1009.0)
     clock.advance(0.1)  # due now; nothing prompts the maintainer
-    # It wakes when due (0.05 s on), not a lookahead after the lifetime's end (2 s on).
-    await eventually(lambda: kit.stats(pool).recycled == 1, seconds=1.0)
+    await eventually(lambda: kit.stats(pool).recycled == 1)
     await kit.close(pool)
     assert resource.released == 1
 
@@ -397,7 +399,7 @@ async def test_the_breaker_backs_off_with_jitter_probes_once_per_backoff_and_rep
         )
         clock.advance(1.5)  # exactly when the probe is due
         await resize(kit, pool)
-        await eventually(lambda: bool(messages(caplog, "maintainer failed")), seconds=2)
+        await eventually(lambda: bool(messages(caplog, "maintainer failed")))
         await asyncio.sleep(0.02)
         assert ledger.failed_calls == 2  # one probe
         with pytest.raises(PoolUnavailable) as caught:
@@ -406,7 +408,7 @@ async def test_the_breaker_backs_off_with_jitter_probes_once_per_backoff_and_rep
         assert "the factory failed 2 times in a row" in str(caught.value)
         clock.advance(3.0)
         await resize(kit, pool)
-        await eventually(lambda: kit.stats(pool).available, seconds=2)
+        await eventually(lambda: kit.stats(pool).available)
         await asyncio.sleep(0.02)
     stats = kit.stats(pool)
     assert (len(ledger.made), stats.size, stats.idle) == (1, 1, 1)  # one probe

@@ -412,8 +412,8 @@ async def test_the_maintainer_replaces_idle_resources_before_they_expire(
     pool = kit.pool(pool_size=3, min_size=2, pool_recycle=0.3, recycle_jitter=0)
     await kit.open(pool)
     await wait_ready(kit, pool)
-    await eventually(lambda: kit.stats(pool).recycled >= 2, seconds=5)
-    await eventually(lambda: kit.stats(pool).idle >= 2, seconds=5)
+    await eventually(lambda: kit.stats(pool).recycled >= 2)
+    await eventually(lambda: kit.stats(pool).idle >= 2)
     recycled = kit.stats(pool).recycled
     resource = await kit.acquire(pool)  # a fresh one: nothing to recycle at checkout
     assert kit.stats(pool).recycled == recycled or kit.stats(pool).recycled > recycled
