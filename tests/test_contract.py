@@ -335,10 +335,7 @@ async def test_the_maintainer_releases_idle_resources_past_max_idle_unprompted(
 ) -> None:
     pool = kit.pool(pool_size=3, max_idle=0.05)
     await kit.prefill(pool, 3)
-    for _ in range(200):
-        if kit.stats(pool).size == 0:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: kit.stats(pool).size == 0)
     assert kit.stats(pool).idle_expired == 3
     assert all(r.released == 1 for r in ledger.made)
     await kit.close(pool)

@@ -103,11 +103,7 @@ async def test_every_path_releases_what_was_leased_before_a_dispose(
             await pool.dispose()
         else:
             pool.dispose()
-    for _ in range(200):
-        if resource.released:
-            break
-        await asyncio.sleep(0.005)
-    assert resource.released == 1
+    await eventually(lambda: resource.released == 1)
     assert pool.stats().idle == 0
 
 

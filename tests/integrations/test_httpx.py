@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from escudeiro_pools.integrations.httpx import client_pool, sync_client_pool
 from examples.serving import serve
+from tests.kit import eventually
 
 
 async def _echo(request: Request) -> PlainTextResponse:
@@ -41,8 +42,7 @@ def test_client_pool_bounds_and_reuses_clients() -> None:
                 assert len(seen) <= 3
                 async with pool.lease() as client:
                     await client.aclose()  # a closed client is discarded on return
-                await asyncio.sleep(0.01)
-                assert pool.stats().check_failures == 1
+                await eventually(lambda: pool.stats().check_failures == 1)
             assert pool.stats().size == 0
             assert pool.stats().created == pool.stats().destroyed
 
